@@ -14,7 +14,7 @@ from .files import InputError
 from .config import get_config
 
 # %% auto #0
-__all__ = ['app', 'DudekApp', 'main', 'config_cmd']
+__all__ = ['app', 'DudekApp', 'main', 'config_cmd', 'evaluate_cmd', 'train_cmd']
 
 # %% ../nbs/90_cli.ipynb #613b9b8f
 class DudekApp(typer.Typer):
@@ -41,3 +41,48 @@ def config_cmd(profile: str = typer.Option("tiny", help="tiny or paper"),
                set_: Optional[List[str]] = typer.Option(None, "--set", help="override, e.g. train.lr=3e-4")):
     "Print the resolved configuration of a profile with overrides, as JSON."
     print(json.dumps(get_config(profile, set_).to_dict(), indent=2))
+
+# %% ../nbs/90_cli.ipynb #d9629c73
+# cli: evaluate
+@app.command("evaluate")
+def evaluate_cmd(labels_root: Path = typer.Argument(..., help="folder of games with Labels-ball.json"),
+                 predictions: Path = typer.Argument(..., help="folder or zip of results_spotting.json files"),
+                 json_: bool = typer.Option(False, "--json", help="end stdout with one JSON line of the scores"),
+                 tolerance: int = typer.Option(1, help="match tolerance in seconds (1: mAP@1, 5: mAP@5)"),
+                 missing: str = typer.Option("error", help="a labelled game without predictions: error, empty or skip"),
+                 out: Optional[Path] = typer.Option(None, help="also write the scores as JSON to this file")):
+    "Score predictions against labels: Team-mAP@1 and mAP@1, exactly as the official scorer."
+    from dudek.metrics import evaluate, format_scores, json_ready, MISSING
+    from dudek.files import atomic_write
+    if missing not in MISSING: raise InputError("option", "--missing", f"one of {list(MISSING)}, got {missing!r}")
+    if tolerance < 1: raise InputError("option", "--tolerance", f"a whole number of seconds >= 1, got {tolerance}")
+    result = evaluate(labels_root, predictions, tolerance=tolerance, missing=missing)
+    print(format_scores(result))
+    if out is not None: atomic_write(out, json.dumps(json_ready(result), indent=1))
+    if json_: print(json.dumps(json_ready(result)))
+
+# %% ../nbs/90_cli.ipynb #fc7a6770
+# cli: train
+@app.command("train")
+def train_cmd(stage: str = typer.Option(..., help="vision, pretrain, finetune or joint"),
+              run: Path = typer.Option(..., "--run", "--run-dir", help="run folder (created; --resume continues it); "
+                                       "under torchrun write --run-dir (torchrun's parser takes --run for its --run-path)"),
+              data: Optional[Path] = typer.Option(None, help="games folder (pretrain: old-label games); default: the configuration's"),
+              old_data: Optional[Path] = typer.Option(None, "--old-data", help="old-label games for --stage joint"),
+              profile: str = typer.Option("tiny", help="tiny or paper"),
+              set_: Optional[List[str]] = typer.Option(None, "--set", help="override, e.g. train.lr=3e-4"),
+              init: Optional[Path] = typer.Option(None, help="checkpoint to start from (fine-tuning: the pretraining run's best.pt)"),
+              resume: bool = typer.Option(False, "--resume", help="continue from the run folder's last checkpoint"),
+              final: bool = typer.Option(False, "--final", help="train on every labelled game, no validation"),
+              from_scratch: bool = typer.Option(False, "--from-scratch", help="recompute the vision stage instead of the shipped checkpoint"),
+              checkpoint_steps: int = typer.Option(0, help="also checkpoint every N steps (0: at the end of each epoch only)"),
+              cache: Optional[Path] = typer.Option(None, help="folder for decoded-frame caches (faster epochs, more disk)"),
+              export: Optional[Path] = typer.Option(None, help="vision stage: also write the backbone weights (+ .json provenance) here"),
+              quiet: bool = typer.Option(False, "--quiet", help="no progress bars or epoch lines")):
+    "Train one stage (vision, pretrain, finetune or joint) into a run folder; the last line of stdout is its summary."
+    import os
+    from dudek.train import train_stage
+    from dudek.metrics import json_ready
+    summary = train_stage(stage, run, data, old_data, profile, set_, init, resume, final, from_scratch,
+                          True if quiet else None, checkpoint_steps, cache, export)
+    if int(os.environ.get("RANK", 0)) == 0: print(json.dumps(json_ready(summary), default=str))

@@ -65,7 +65,12 @@ def write_video(path, frames: Iterable[np.ndarray], fps: float = 25, crf: int = 
             stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
             stream.thread_type, stream.codec_context.thread_count = "AUTO", threads
             for arr in chain([first], it):
-                out.mux(stream.encode(av.VideoFrame.from_ndarray(_check_frame(arr, first.shape), format="rgb24")))
+                # Convert to tightly packed yuv420p first: a frame that swscale converts inside `encode` keeps
+                # uninitialised row padding, which x264 reads at widths like 398 (the 16:9 224p size), so the
+                # same frames would not give the same file twice.
+                rgb = av.VideoFrame.from_ndarray(_check_frame(arr, first.shape), format="rgb24")
+                yuv = rgb.reformat(format="yuv420p").to_ndarray()
+                out.mux(stream.encode(av.VideoFrame.from_ndarray(yuv, format="yuv420p")))
             out.mux(stream.encode(None))  # flush the encoder
     return path
 

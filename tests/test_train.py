@@ -1,0 +1,155 @@
+"""dudek.train: schedule values, checkpoints (weights_only), exact resume after kill -9 of a real `dudek train`,
+initialisation from a previous stage, and the shipped vision checkpoint."""
+import json, math, os, signal, subprocess, sys, time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import fastcore.test as ft
+
+from dudek.annotations import Annotation, BallLabels, frame_to_position, game_time_of, write_ball_labels
+from dudek.config import get_config
+from dudek.files import InputError
+from dudek.labels import BALL_LABELS, TEAMS
+from dudek.model import FrameEncoder, build_model, load_weights
+from dudek.train import (VISION_CHECKPOINT, asset_path, load_checkpoint, load_init, lr_factor, make_optimizer,
+                         make_scheduler, save_checkpoint)
+from dudek.video import write_video
+
+# A tiny T-DEED: regnety_002 on 32x56 frames, clips of 8, two steps per epoch.
+TINY = ["data.frame_height=32", "data.frame_width=56", "data.clip_len=8", "data.overlap=4", "data.clips_per_epoch=4",
+        "train.batch_size=2", "train.threads=1", "data.n_val=0", "model.pretrained="]
+
+
+def tiny_games(root, n_games=2, n_frames=160, size=(32, 56), seed=0) -> Path:
+    "Ball games of `n_frames` noise frames with six events each (PASS, DRIVE, HEADER; both teams)."
+    rng = np.random.default_rng(seed)
+    for g in range(n_games):
+        folder = Path(root) / "league/season" / f"game{g}"
+        write_video(folder / "224p.mp4", iter(rng.integers(0, 256, (n_frames, *size, 3), dtype=np.uint8)))
+        frames = sorted(rng.choice(np.arange(5, n_frames - 5), 6, replace=False).tolist())
+        anns = [Annotation(game_time_of(frame_to_position(f)), BALL_LABELS[k % 3], frame_to_position(f), TEAMS[k % 2])
+                for k, f in enumerate(frames)]
+        write_ball_labels(folder / "Labels-ball.json", BallLabels(f"league/season/game{g}", None, anns))
+    return Path(root)
+
+
+def dudek_train(*args, env=None, **kw) -> subprocess.Popen:
+    "Start `python -m dudek train ARGS` as a real process."
+    return subprocess.Popen([sys.executable, "-m", "dudek", "train", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "DUDEK_QUIET": "1", **(env or {})}, **kw)
+
+
+def train_args(data, run, *extra):
+    return ["--stage", "finetune", "--data", str(data), "--run", str(run), *[a for s in TINY for a in ("--set", s)], *extra]
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return tiny_games(tmp_path_factory.mktemp("games"))
+
+
+def test_schedule_values():
+    # 3 epochs of 4 steps, 1 warm-up epoch: linear to the peak, cosine to zero after the last step
+    ft.test_close([lr_factor(s, 12, 4) for s in range(4)], [0.25, 0.5, 0.75, 1.0])
+    ft.test_close([lr_factor(s, 12, 4) for s in (4, 8, 11)], [1.0, 0.5, 0.5 * (1 + math.cos(7 * math.pi / 8))])
+    ft.test_eq(lr_factor(12, 12, 4), 0.0)
+    cfg = get_config(overrides={"train.lr": 6e-4, "train.epochs": 30, "train.warmup_epochs": 1})
+    opt = make_optimizer(torch.nn.Linear(2, 2), cfg.train)
+    sched = make_scheduler(opt, steps_per_epoch=10, epochs=30, warmup_epochs=1)
+    lrs = []
+    for _ in range(300):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step(); sched.step()
+    ft.test_close(lrs[0], 6e-5)  # first warm-up step
+    ft.test_close(lrs[9], 6e-4)  # peak at the end of the warm-up epoch
+    ft.test_close(lrs[10 + 145], 3e-4)  # half-way through the cosine
+    ft.test_eq(max(lrs), lrs[9])
+    ft.test_eq(opt.param_groups[0]["lr"], 0.0)  # zero after exactly 30 epochs
+
+
+def test_kill_resume_is_exact(data, tmp_path):
+    "kill -9 a real training process mid-epoch, resume it, and get bit-for-bit the weights of an uninterrupted run."
+    args = ["--set", "train.epochs=3", "--set", "augment.p_mixup=0.5"]
+    full = dudek_train(*train_args(data, tmp_path / "full", *args))
+    killed = dudek_train(*train_args(data, tmp_path / "killed", *args, "--checkpoint-steps", "1"))
+    last, seen = tmp_path / "killed" / "last.pt", None
+    deadline = time.time() + 120
+    while time.time() < deadline and killed.poll() is None:
+        if last.exists():
+            seen = load_checkpoint(last)
+            if (seen["epoch"], seen["step"]) >= (1, 1): break  # inside the second epoch
+        time.sleep(0.02)
+    assert killed.poll() is None, "the run ended before it could be killed"
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait()
+    assert killed.returncode == -signal.SIGKILL
+    at_kill = load_checkpoint(last)
+    assert (at_kill["epoch"], at_kill["step"]) < (3, 0)
+    resumed = dudek_train(*train_args(data, tmp_path / "killed", *args, "--resume"))
+    for p in (full, resumed):
+        out, err = p.communicate(timeout=180)
+        assert p.returncode == 0, err
+    a, b = load_checkpoint(tmp_path / "full" / "last.pt"), load_checkpoint(tmp_path / "killed" / "last.pt")
+    assert same_weights(a["model"], b["model"])
+    assert all(same_weights(x, y) if isinstance(x, dict) else True
+               for x, y in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()))
+    ft.test_eq([h["train_loss"] for h in a["history"]], [h["train_loss"] for h in b["history"]])
+    ft.test_eq(json.loads((tmp_path / "killed" / "metrics.json").read_text())[-1]["epoch"], 3)
+
+
+def test_checkpoints_load_weights_only(data, tmp_path):
+    p = dudek_train(*train_args(data, tmp_path / "run", "--set", "train.epochs=1"))
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    ft.test_eq((summary["stage"], summary["epochs"]), ("finetune", 1))
+    for name in ("last.pt", "epoch-001.pt", "best.pt"):
+        ck = torch.load(tmp_path / "run" / name, map_location="cpu", weights_only=True)
+        ft.test_eq("model" in ck and "config" in ck, True)
+    for name in ("config.json", "metrics.csv", "metrics.json", "summary.json"): assert (tmp_path / "run" / name).is_file()
+    (tmp_path / "evil.pt").write_bytes(b"\x80\x02csubprocess\ncall\n.")  # a pickle that would import code
+    ft.test_fail(lambda: load_checkpoint(tmp_path / "evil.pt"), contains="evil.pt: checkpoint")
+
+
+def test_finetune_init_keeps_encoder_and_temporal_and_gives_a_fresh_head(tmp_path):
+    cfg = get_config(overrides=TINY)
+    torch.manual_seed(0)
+    old = build_model(cfg, head="old")
+    save_checkpoint(tmp_path / "best.pt", {"model": old.state_dict(), "config": {"model": {"head": "old"}}})
+    new = build_model(cfg, head="merged")
+    fresh_head = {k: v.clone() for k, v in new.class_head.state_dict().items()}
+    info = load_init(new, tmp_path / "best.pt")
+    for k, v in new.state_dict().items():
+        if k.startswith("class_head."): assert torch.equal(v, fresh_head[k[len("class_head."):]])
+        else: assert torch.equal(v, old.state_dict()[k]), k
+    ft.test_eq(info["fresh"], ["class_head.fc.bias", "class_head.fc.weight"])
+
+
+def test_bad_stage_is_one_line(tmp_path):
+    p = dudek_train("--stage", "warmup", "--run", str(tmp_path / "r"))
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 2 and len(err.strip().splitlines()) == 1 and "stage" in err
+
+
+def test_shipped_vision_checkpoint_loads_strictly():
+    path = asset_path(VISION_CHECKPOINT)
+    prov = json.loads(path.with_suffix(".json").read_text())
+    for key in ("command", "config", "commit", "seconds", "machine", "metrics"): assert key in prov, key
+    assert "--stage vision" in prov["command"]
+    ft.test_eq(path.stat().st_size < 12e6, True)
+    sd = torch.load(path, map_location="cpu", weights_only=True)
+    ft.test_eq({v.dtype for v in sd.values() if v.is_floating_point()}, {torch.float16})
+    m = prov["config"]["model"]
+    encoder = FrameEncoder(m["backbone"], "", m["temporal_shift"])
+    load_weights(encoder, sd)  # strict: every tensor matched, no key missing or left over
+    ft.test_eq(encoder.state_dict().keys(), sd.keys())
+    cfg = get_config()  # the default configuration starts from it
+    ft.test_eq((cfg.model.backbone, cfg.model.temporal_shift), (m["backbone"], m["temporal_shift"]))
+    model = build_model(cfg, pretrained=str(path))
+    ft.test_eq(all(torch.equal(model.encoder.state_dict()[k], sd[k].float()) for k in sd if sd[k].is_floating_point()), True)
