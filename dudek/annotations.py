@@ -300,9 +300,21 @@ def read_submission(src, labels=BALL_LABELS, teams=TEAMS) -> dict[str, Predictio
     return out
 
 # %% ../nbs/01_annotations.ipynb #0954f09b
-BALL_VIDEOS = ("224p.mp4", "720p.mp4")  # preferred first
+BALL_VIDEOS = ("224p.mp4", "720p.mp4")  # preferred first, then any other `<height>p.mp4` (lowest first)
 BALL_LABEL_FILES = ("Labels-ball.json", "Labels-Ball.json")
-ACTION_VIDEOS = (("1_224p.mkv", "2_224p.mkv"), ("1_720p.mkv", "2_720p.mkv"), ("1_224p.mp4", "2_224p.mp4"))
+ACTION_VIDEOS = (("1_224p.mkv", "2_224p.mkv"), ("1_720p.mkv", "2_720p.mkv"), ("1_224p.mp4", "2_224p.mp4"))  # then other `1_<height>p`
+_OTHER_VIDEO = re.compile(r"^(?:([12])_)?(\d+)p\.(mp4|mkv)$")  # `<height>p.mp4`, `1_<height>p.mkv`, ...
+
+def _ball_videos(files: set) -> list[str]:
+    "A folder's ball-game videos, preferred first: SoccerNet's names, then other heights (e.g. a small synthetic set's `64p.mp4`)."
+    other = sorted((int(m[2]), n) for n in files if (m := _OTHER_VIDEO.match(n)) and m[1] is None and m[3] == "mp4")
+    return [n for n in BALL_VIDEOS if n in files] + [n for _, n in other if n not in BALL_VIDEOS]
+
+def _action_videos(files: set) -> list[str]:
+    "The first and second half videos of an old-label game (the first must exist), preferred pair first."
+    pairs = [*ACTION_VIDEOS, *sorted(((f"1_{m[2]}p.{m[3]}", f"2_{m[2]}p.{m[3]}") for n in files
+                                      if (m := _OTHER_VIDEO.match(n)) and m[1] == "1"), key=lambda p: (p[0][-3:] != "mkv", int(p[0][2:-5])))]
+    return next(([n for n in pair if n in files] for pair in pairs if pair[0] in files), [])
 ACTION_LABEL_FILES = ("Labels-v2.json",)
 
 @dataclass
@@ -336,11 +348,11 @@ def find_games(root, kind: str | None = None) -> list[Game]:
         dirs[:] = sorted(x for x in dirs if not x.startswith("."))
         folder, files = Path(d), set(files)
         rel = folder.relative_to(root).as_posix()
-        vids = [folder / n for n in BALL_VIDEOS if n in files]
+        vids = [folder / n for n in _ball_videos(files)]
         lab = _first(folder, BALL_LABEL_FILES, files)
         if (vids or lab) and kind in (None, "ball"):
             games.append(Game(root, rel, vids[0] if vids else None, lab, "ball", tuple(vids)))
-        vids = next(([folder / n for n in pair if n in files] for pair in ACTION_VIDEOS if pair[0] in files), [])
+        vids = [folder / n for n in _action_videos(files)]
         lab = _first(folder, ACTION_LABEL_FILES, files)
         if (vids or lab) and kind in (None, "actions"):
             games.append(Game(root, rel, vids[0] if vids else None, lab, "actions", tuple(vids)))

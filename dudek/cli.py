@@ -14,7 +14,7 @@ from .files import InputError
 from .config import get_config
 
 # %% auto #0
-__all__ = ['app', 'DudekApp', 'main', 'config_cmd', 'evaluate_cmd', 'train_cmd']
+__all__ = ['app', 'DudekApp', 'main', 'config_cmd', 'evaluate_cmd', 'train_cmd', 'synth_size', 'check_writable', 'synth_cmd']
 
 # %% ../nbs/90_cli.ipynb #613b9b8f
 class DudekApp(typer.Typer):
@@ -86,3 +86,39 @@ def train_cmd(stage: str = typer.Option(..., help="vision, pretrain, finetune or
     summary = train_stage(stage, run, data, old_data, profile, set_, init, resume, final, from_scratch,
                           True if quiet else None, checkpoint_steps, cache, export)
     if int(os.environ.get("RANK", 0)) == 0: print(json.dumps(json_ready(summary), default=str))
+
+# %% ../nbs/90_cli.ipynb #500162e6
+# cli: synth
+def synth_size(height: int) -> tuple[int, int]:
+    "Frame size `(height, width)` of a 16:9 video `height` px high, the width rounded to an even number."
+    return height, 2 * round(height * 8 / 9)
+
+def check_writable(out: Path):
+    "Refuse `out` unless a folder can really be made there (as root, permission bits tell nothing); leaves nothing behind."
+    import tempfile
+    p = Path(out).absolute()
+    while not p.exists() and p.parent != p: p = p.parent
+    try: tempfile.TemporaryDirectory(dir=p, prefix=".dudek-probe-").cleanup()
+    except OSError as e: raise InputError(out, "output folder", f"a folder this user can write to ({e.strerror or e})") from None
+
+@app.command("synth")
+def synth_cmd(out: Path = typer.Argument(..., help="folder to write the games into (created; SoccerNet layout)"),
+              games: int = typer.Option(2, help="number of games"),
+              minutes: float = typer.Option(2.0, help="length of each game's video (both halves), in minutes"),
+              seed: int = typer.Option(0, help="random seed: the same seed makes the same games"),
+              kind: str = typer.Option("ball", help="ball (224p.mp4, Labels-ball.json) or actions (1_224p.mkv, 2_224p.mkv, Labels-v2.json)"),
+              league: str = typer.Option("synthetic_league", help="the look of the games: synthetic_league or other_league"),
+              min_events: int = typer.Option(0, "--min-events", help="at least this many events of every label and team per game (ball games)"),
+              rare_boost: float = typer.Option(1.0, "--rare-boost", help="weight factor of the choices that make rare labels"),
+              height: int = typer.Option(224, help="frame height in px (even, >= 64); the width is 16:9, rounded to even"),
+              workers: int = typer.Option(2, help="processes rendering games in parallel"),
+              variability: float = typer.Option(1.0, help="scale of the random spread of the games' looks (0: all alike)"),
+              first_game: int = typer.Option(0, "--first-game", help="number of the first game (games are numbered from it)")):
+    "Write synthetic games (videos and labels in SoccerNet's layout) under OUT; print each game folder."
+    from dudek.synthetic import synthesize, check_options
+    options = dict(n_games=games, minutes=minutes, seed=seed, kind=kind, league=league, min_events_per_class=min_events,
+                   rare_boost=rare_boost, size=synth_size(height), workers=workers, variability=variability)
+    check_options(out, **options)
+    if first_game < 0: raise InputError("synthesize", "first_game (--first-game)", f"a whole number >= 0, got {first_game}")
+    check_writable(out)
+    for folder in synthesize(out, **options, first_game=first_game): print(folder)

@@ -38,7 +38,7 @@ class DataConfig:
 class ModelConfig:
     "The T-DEED model."
     backbone: str = "regnety_002"  # a timm RegNetY
-    pretrained: str = ""  # "" none, "timm" ImageNet weights from the hub, or a local weights file
+    pretrained: str = "vision"  # "vision" the shipped vision-stage checkpoint, "" none, "timm" ImageNet weights from the hub, or a local weights file
     temporal_shift: str = "gsf"  # gsf, gsm or none
     n_layers: int = 2  # SGP encoder-decoder depth L (2L + 1 blocks)
     sgp_kernel: int = 5  # SGP short kernel size

@@ -18,9 +18,10 @@ from .labels import get_codec
 from .config import Config, DataConfig, ModelConfig
 
 # %% auto #0
-__all__ = ['create_backbone', 'normalise_frames', 'GatedShift', 'ShiftThen', 'add_temporal_shift', 'FrameEncoder', 'read_weights',
-           'load_weights', 'save_weights', 'long_kernel', 'ChannelAffine', 'SGPBranches', 'FeedForward', 'SGPBlock',
-           'SGPMixer', 'SGPEncoderDecoder', 'ClassHead', 'TDEED', 'build_model', 'count_parameters']
+__all__ = ['VISION_CHECKPOINT', 'create_backbone', 'asset_path', 'normalise_frames', 'GatedShift', 'ShiftThen',
+           'add_temporal_shift', 'FrameEncoder', 'read_weights', 'load_weights', 'save_weights', 'long_kernel',
+           'ChannelAffine', 'SGPBranches', 'FeedForward', 'SGPBlock', 'SGPMixer', 'SGPEncoderDecoder', 'ClassHead',
+           'TDEED', 'build_model', 'count_parameters']
 
 # %% ../nbs/09_model.ipynb #9c844ce7
 def _config_error(field: str, expected: str) -> InputError:
@@ -42,9 +43,22 @@ def create_backbone(name: str = "regnety_002", pretrained: str | bool = "") -> n
                             f"GroupNorm(16)), e.g. regnety_002 (368) or regnety_008 (768); {name} has {net.num_features}")
     return net
 
+VISION_CHECKPOINT = "vision_backbone.pt"  # the vision stage's frame encoder, shipped in dudek/assets/ (training chapter)
+
+def asset_path(name: str) -> Path:
+    "A file shipped in `dudek/assets/`."
+    from importlib.resources import files
+    return Path(str(files("dudek") / "assets" / name))
+
 def _weights_path(path) -> Path:
+    "The weights file that `pretrained` names: a path, or `\"vision\"` for the shipped vision checkpoint."
+    if path == "vision":
+        p = asset_path(VISION_CHECKPOINT)
+        if not p.is_file():
+            raise InputError(p, "model.pretrained", "the shipped vision checkpoint (make it: dudek train --stage vision --export dudek/assets/vision_backbone.pt)")
+        return p
     p = Path(path)
-    if not p.is_file(): raise _config_error("pretrained", f'"", "timm" or an existing weights file, got {str(path)!r}')
+    if not p.is_file(): raise _config_error("pretrained", f'"", "timm", "vision" or an existing weights file, got {str(path)!r}')
     return p
 
 # %% ../nbs/09_model.ipynb #10162ab5

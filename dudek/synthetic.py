@@ -1136,9 +1136,10 @@ class _Engine:
                     poses.astype(np.int8), facing.astype(np.int8), events, sorted(set(self.cuts)))
 
 def simulate_half(rng: np.random.Generator, n_frames: int, half: int = 1, quota: Quota | None = None,
-                  rare_boost: float = 1.0) -> Half:
+                  rare_boost: float = 1.0, first_kickoff: int = 0) -> Half:
     "Play one half of `n_frames` frames (team 0 attacks to the right in half 1, to the left in half 2)."
-    return _Engine(rng, n_frames, half, quota or Quota(), rare_boost, kickoff_team=0 if half == 1 else 1).play()
+    # the team that kicks off the first half (the coin toss, `first_kickoff`) lets the other kick off the second
+    return _Engine(rng, n_frames, half, quota or Quota(), rare_boost, kickoff_team=first_kickoff if half == 1 else 1 - first_kickoff).play()
 
 # %% ../nbs/04_synthetic.ipynb #65042634
 def camera_pan(cam: Camera, half: Half, smooth: float = 0.6) -> np.ndarray:
@@ -1387,11 +1388,12 @@ def simulate_game(spec: GameSpec) -> SyntheticGame:
     rng = np.random.default_rng(game_seed(spec))
     look = sample_look(rng, spec.league, spec.variability)
     home, away = rng.choice(len(CLUBS), 2, replace=False)
+    toss = int(rng.integers(2))  # which team kicks off the first half: without the toss, `left` always would
     day = np.datetime64("2025-08-02") + 3 * spec.index
     rel = f"{spec.league}/2025-2026/{day} - {CLUBS[home]} - {CLUBS[away]}"
     cam = Camera(height=spec.size[0], width=spec.size[1], view=look.view)
     quota = Quota(spec.min_events if spec.kind == "ball" else 0)
-    halves = [simulate_half(np.random.default_rng([*game_seed(spec), half]), n, half, quota, spec.rare_boost)
+    halves = [simulate_half(np.random.default_rng([*game_seed(spec), half]), n, half, quota, spec.rare_boost, toss)
               for half, n in zip((1, 2), half_frames(spec.minutes))]
     if quota.missing:
         raise ValueError(f"min_events: {spec.min_events} event(s) of every label and team do not fit in {spec.minutes} minutes "

@@ -28,14 +28,14 @@ from .dataset import (ClipDataset, InferenceClips, VisionFrames, clip_indices, e
                            split_games)
 
 # %% auto #0
-__all__ = ['VISION_CHECKPOINT', 'STAGES', 'STAGE_DEFAULTS', 'VISION_DEFAULTS', 'VISION_VAL_CLIPS', 'VISION_KEYS', 'class_weights',
+__all__ = ['STAGES', 'STAGE_DEFAULTS', 'VISION_DEFAULTS', 'VISION_VAL_CLIPS', 'VISION_KEYS', 'class_weights',
            'classification_loss', 'team_loss', 'spotting_loss', 'make_optimizer', 'lr_factor', 'make_scheduler',
            'ModelEMA', 'rng_state', 'set_rng_state', 'seed_everything', 'save_checkpoint', 'load_checkpoint',
            'DistInfo', 'init_distributed', 'finish_distributed', 'ShardSampler', 'write_metrics', 'read_metrics',
            'Task', 'quiet_default', 'to_device', 'model_state', 'fit', 'clip_scores', 'video_scores', 'evaluate_games',
-           'asset_path', 'resolve_pretrained', 'load_init', 'load_trained', 'MixedClips', 'JointTDEED', 'joint_loss',
-           'stage_config', 'train_stage', 'VisionTask', 'vision_tasks', 'VisionNet', 'vision_loss', 'vision_metrics',
-           'export_backbone', 'vision_overrides', 'train_vision']
+           'load_init', 'load_trained', 'MixedClips', 'JointTDEED', 'joint_loss', 'stage_config', 'train_stage',
+           'VisionTask', 'vision_tasks', 'VisionNet', 'vision_loss', 'vision_metrics', 'export_backbone',
+           'vision_overrides', 'train_vision']
 
 # %% ../nbs/11_train.ipynb #b02c7844
 def class_weights(n_classes: int, fg_weight: float = 5.0) -> torch.Tensor:
@@ -396,8 +396,8 @@ def video_scores(model: nn.Module, video, cfg: Config, device="cpu", targets: tu
     return (agg.scores() if agg is not None else None), (loss_sum / n if n else None)
 
 def evaluate_games(model: nn.Module, games: Sequence[Game], cfg: Config, codec: Codec, device="cpu",
-                   cache_dir=None) -> dict:
-    "Validation loss and, for ball games, Team-mAP@1 and mAP@1 of `model` on whole `games`."
+                   cache_dir=None, per_label: bool = False) -> dict:
+    "Validation loss and, for ball games, Team-mAP@1 and mAP@1 of `model` on whole `games` (`per_label`: also the APs per label)."
     ball = codec.labels == BALL_LABELS
     losses, events, detections = [], [], []
     for i, game in enumerate(games):
@@ -414,24 +414,11 @@ def evaluate_games(model: nn.Module, games: Sequence[Game], cfg: Config, codec: 
     if ball:
         s = spotting_scores(events, detections)
         out.update(team_map=s.team_map, map=s.map, team_map_present=s.team_map_present)
+        if per_label:
+            out.update(team_ap=dict(zip(BALL_LABELS, s.team_ap.tolist())), ap=dict(zip(BALL_LABELS, s.ap.tolist())))
     return out
 
 # %% ../nbs/11_train.ipynb #1c1f1ecb
-def asset_path(name: str) -> Path:
-    "A file shipped in `dudek/assets/`."
-    from importlib.resources import files
-    return Path(str(files("dudek") / "assets" / name))
-
-VISION_CHECKPOINT = "vision_backbone.pt"  # the shipped vision-stage frame encoder, in dudek/assets/
-
-def resolve_pretrained(pretrained: str) -> str:
-    "`model.pretrained` as `build_model` reads it: `'vision'` -> the shipped checkpoint's path."
-    if pretrained != "vision": return pretrained
-    path = asset_path(VISION_CHECKPOINT)
-    if not path.is_file():
-        raise InputError(path, "model.pretrained", "the shipped vision checkpoint (make it: dudek train --stage vision --export ...)")
-    return str(path)
-
 def load_init(model: nn.Module, path) -> dict:
     "Load a checkpoint's model weights into `model` where names and shapes match (class head only if the same head)."
     ck = load_checkpoint(path)
@@ -560,7 +547,7 @@ def train_stage(stage: str, run, data=None, old_data=None, profile: str = "tiny"
     if cfg.train.threads: torch.set_num_threads(cfg.train.threads)
     seed_everything(cfg.seed)
     codec = get_codec(cfg.model.head)
-    model = build_model(cfg, pretrained=resolve_pretrained(cfg.model.pretrained))
+    model = build_model(cfg)
     init_info = load_init(model, init) if init is not None else None
     augment = ClipAugment(cfg.augment, codec)
     kind = "actions" if stage == "pretrain" else "ball"

@@ -266,3 +266,17 @@ def test_find_games_reads_labels(tmp_path):
     write_ball_labels(g / "Labels-ball.json", read_ball_labels(_write(tmp_path, "b.json", BALL)))
     (game,) = find_games(tmp_path)
     ft.test_eq(game.read_labels().events()[0], (17, "PASS", "left"))
+
+
+def test_videos_of_other_heights_are_found(tmp_path):
+    "SoccerNet's names first (224p, then 720p), then `<height>p` videos such as a small synthetic set's."
+    ball, old, both = tmp_path / "l/s/ball", tmp_path / "l/s/old", tmp_path / "l/s/both"
+    for folder, names in ((ball, ["64p.mp4", "Labels-ball.json"]), (old, ["1_64p.mkv", "2_64p.mkv", "Labels-v2.json"]),
+                          (both, ["720p.mp4", "64p.mp4", "1_720p.mkv", "1_64p.mkv", "2_64p.mkv"])):
+        folder.mkdir(parents=True)
+        for n in names: (folder / n).write_bytes(b"")
+    games = {(g.rel, g.kind): g for g in find_games(tmp_path)}
+    assert games["l/s/ball", "ball"].video.name == "64p.mp4"
+    assert [v.name for v in games["l/s/old", "actions"].videos] == ["1_64p.mkv", "2_64p.mkv"]
+    assert [v.name for v in games["l/s/both", "ball"].videos] == ["720p.mp4", "64p.mp4"]
+    assert [v.name for v in games["l/s/both", "actions"].videos] == ["1_720p.mkv"]  # the preferred pair, even without its half 2

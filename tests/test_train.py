@@ -12,9 +12,8 @@ from dudek.annotations import Annotation, BallLabels, frame_to_position, game_ti
 from dudek.config import get_config
 from dudek.files import InputError
 from dudek.labels import BALL_LABELS, TEAMS
-from dudek.model import FrameEncoder, build_model, load_weights
-from dudek.train import (VISION_CHECKPOINT, asset_path, load_checkpoint, load_init, lr_factor, make_optimizer,
-                         make_scheduler, save_checkpoint)
+from dudek.model import VISION_CHECKPOINT, FrameEncoder, asset_path, build_model, load_weights
+from dudek.train import load_checkpoint, load_init, lr_factor, make_optimizer, make_scheduler, save_checkpoint
 from dudek.video import write_video
 
 # A tiny T-DEED: regnety_002 on 32x56 frames, clips of 8, two steps per epoch.
@@ -153,3 +152,28 @@ def test_shipped_vision_checkpoint_loads_strictly():
     ft.test_eq((cfg.model.backbone, cfg.model.temporal_shift), (m["backbone"], m["temporal_shift"]))
     model = build_model(cfg, pretrained=str(path))
     ft.test_eq(all(torch.equal(model.encoder.state_dict()[k], sd[k].float()) for k in sd if sd[k].is_floating_point()), True)
+
+
+def test_vision_stage_exports_a_backbone_that_starts_a_tdeed(tmp_path):
+    "A real (tiny) vision stage on synthetic games with ground truth: the exported half-precision encoder starts a T-DEED."
+    from dudek.synthetic import synthesize
+    data = tmp_path / "games"
+    synthesize(data, n_games=2, minutes=0.1, seed=3, workers=1)
+    sets = ["data.frame_height=32", "data.frame_width=56", "data.clips_per_epoch=8", "train.batch_size=4", "train.epochs=1",
+            "train.threads=1", "model.pretrained="]
+    p = subprocess.run([sys.executable, "-m", "dudek", "train", "--stage", "vision", "--data", str(data), "--run", str(tmp_path / "vision"),
+                        "--export", str(tmp_path / "export" / "encoder.pt"), *[a for s in sets for a in ("--set", s)]],
+                       capture_output=True, text=True, timeout=180, env={**os.environ, "DUDEK_QUIET": "1"})
+    assert p.returncode == 0, p.stderr[-2000:]
+    summary = json.loads(p.stdout.strip().splitlines()[-1])
+    ft.test_eq((summary["stage"], summary["epochs"]), ("vision", 1))
+    history = json.loads((tmp_path / "vision" / "metrics.json").read_text())
+    for key in ("val_loss", "val_ball_xy_rmse", "val_possession_acc", "val_ball_state_acc"): assert math.isfinite(history[0][key]), key
+    sd = torch.load(tmp_path / "export" / "encoder.pt", map_location="cpu", weights_only=True)
+    ft.test_eq(torch.equal(sd[next(iter(sd))], torch.load(tmp_path / "vision" / "backbone.pt", weights_only=True)[next(iter(sd))]), True)
+    prov = json.loads((tmp_path / "export" / "encoder.json").read_text())
+    assert "--stage vision" in prov["command"] and prov["tensors"] == len(sd)
+    model = build_model(get_config(overrides=TINY), pretrained=str(tmp_path / "export" / "encoder.pt"))
+    enc = model.encoder.state_dict()
+    ft.test_eq(set(enc), set(sd))
+    ft.test_eq(all(torch.equal(enc[k], sd[k].to(enc[k].dtype)) for k in sd), True)

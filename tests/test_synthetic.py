@@ -1,0 +1,382 @@
+"""The synthetic games, read back by independent readers: dudek's own, SoccerNet's official scorer and dude-k's loader.
+
+Every test here reads real games written to disk (small ones: a few hundred frames at 224 px, or two
+2-minute games at 64 px made through `dudek synth`). The module-scoped fixtures make each set once.
+"""
+import copy, hashlib, json, os, subprocess, sys, warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dudek.annotations import (ActionLabels, BallLabels, Prediction, Predictions, find_games, write_game_predictions,
+                               parse_game_time)
+from dudek.labels import BALL_LABELS, OLD_LABELS, OLD_TEAMS, TEAMS
+from dudek.synthetic import FPS, GameSpec, Renderer, project_half, read_truth, simulate_game, synthesize
+from dudek.video import read_frames, video_info, write_video
+
+MINUTES = 0.4  # the 224p games: 600 frames each
+FORCED_MINUTES, FORCED_HEIGHT = 2.0, 64  # the `--min-events 1` games: long enough for every label-team pair
+SIDE_CODE = {"left": 1, "right": 2}  # the ground truth's side codes
+
+
+def dudek_cli(*args, cwd=None, timeout=300):
+    "Run `python -m dudek ARGS` in a real process."
+    return subprocess.run([sys.executable, "-m", "dudek", *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          timeout=timeout)
+
+
+def files_of(folder: Path) -> dict:
+    "`{relative path: bytes}` of every file under `folder`."
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def videos_of(game):
+    "The game's videos: those `find_games` knows (224p, 720p), else the `<height>p.mp4` that `--height` writes."
+    return list(game.videos) or sorted(game.path.glob("*p.mp4"))
+
+
+def read_strictly(game):
+    "The game's labels, its videos' metadata and ground truth, read with every warning turned into an error."
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        labels = game.read_labels()
+        infos = [video_info(v) for v in videos_of(game)]
+        truth = read_truth(game) if game.kind == "ball" else None
+    return labels, infos, truth
+
+
+@pytest.fixture(scope="module")
+def ball_root(tmp_path_factory):
+    "Two 224p ball games, seed 0, rendered by two worker processes."
+    root = tmp_path_factory.mktemp("ball")
+    folders = synthesize(root, n_games=2, minutes=MINUTES, seed=0, workers=2)
+    assert len(folders) == 2
+    return root
+
+
+@pytest.fixture(scope="module")
+def actions_root(tmp_path_factory):
+    "One old-labels game (a video per half, Labels-v2.json)."
+    root = tmp_path_factory.mktemp("actions")
+    synthesize(root, n_games=1, minutes=0.3, seed=0, kind="actions", workers=1)
+    return root
+
+
+@pytest.fixture(scope="module")
+def forced(tmp_path_factory):
+    "Two 2-minute 64p games with at least one event of every label and team, made by `dudek synth`: (root, result)."
+    root = tmp_path_factory.mktemp("forced") / "games"
+    res = dudek_cli("synth", root, "--games", 2, "--minutes", FORCED_MINUTES, "--seed", 0, "--min-events", 1,
+                    "--height", FORCED_HEIGHT, "--workers", 2)
+    assert res.returncode == 0, res.stderr
+    return root, res
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# read back by dudek's own readers
+
+def test_ball_games_read_back_without_warnings(ball_root):
+    games = find_games(ball_root)
+    assert [g.kind for g in games] == ["ball", "ball"]
+    for game in games:
+        assert game.labels.name == "Labels-ball.json" and game.video.name == "224p.mp4"
+        labels, (info,), truth = read_strictly(game)
+        assert isinstance(labels, BallLabels) and labels.annotations
+        assert labels.url_local.rstrip("/") == game.rel
+        assert (info.fps, info.height, info.width) == (25.0, 224, 398)
+        assert info.n_frames == len(truth["ball_state"]) == round(MINUTES * 60 * FPS)
+        for a in labels.annotations:
+            assert a.label in BALL_LABELS and a.team in TEAMS and a.visibility in ("visible", "not shown")
+            assert a.half == 1  # Team-BAS files: half 1 and the video's clock throughout
+            assert parse_game_time(a.game_time)[1] == a.position // 1000
+            assert 0 <= a.frame() < info.n_frames
+        first, last = read_frames(game.video, [0, info.n_frames - 1])
+        assert first.shape == last.shape == (224, 398, 3) and first.std() > 10  # a picture, not a blank
+
+
+def test_actions_game_layout_and_labels(actions_root):
+    (game,) = find_games(actions_root)
+    assert game.kind == "actions"
+    assert sorted(p.name for p in game.path.iterdir()) == ["1_224p.mkv", "2_224p.mkv", "Labels-v2.json"]
+    labels, infos, _ = read_strictly(game)
+    assert isinstance(labels, ActionLabels)
+    assert [(i.fps, i.height, i.width, i.n_frames) for i in infos] == [(25.0, 224, 398, 225)] * 2
+    assert {a.half for a in labels.annotations} == {1, 2}
+    assert {a.label for a in labels.annotations} <= set(OLD_LABELS) and "Kick-off" in {a.label for a in labels.annotations}
+    teams = {a.team for a in labels.annotations}
+    assert teams <= set(OLD_TEAMS) and {"home", "away"} <= teams
+    for a in labels.annotations:  # positions count from the start of the half's own video
+        assert 0 <= a.frame() < infos[a.half - 1].n_frames
+
+
+def test_ground_truth_fields(ball_root):
+    for game in find_games(ball_root):
+        n = video_info(game.video).n_frames
+        with np.load(game.path / "ground_truth.npz") as z: raw = {k: z[k] for k in z.files}
+        shapes = {"ball_xy": (n, 2), "ball_visible": (n,), "ball_height": (n,), "ball_pitch": (n, 3), "ball_velocity": (n, 3),
+                  "ball_state": (n,), "possession": (n,), "last_touch": (n,), "camera_x": (n,),
+                  "fps": (), "width": (), "height": (), "halftime_frame": ()}
+        assert {k: v.shape for k, v in raw.items()} == shapes
+        assert (float(raw["fps"]), int(raw["height"]), int(raw["width"]), int(raw["halftime_frame"])) == (25.0, 224, 398, n // 2)
+        assert set(np.unique(raw["ball_state"])) <= {0, 1, 2} and set(np.unique(raw["possession"])) <= {0, 1, 2}
+        truth = read_truth(game)
+        assert set(truth) == {"ball_xy", "ball_visible", "ball_height", "ball_velocity", "ball_state", "possession",
+                              "last_touch", "camera_x"}
+        assert all(len(v) == n for v in truth.values())
+        vis = truth["ball_visible"].astype(bool)
+        assert 0.3 < vis.mean() <= 1  # the camera follows the ball
+        assert np.all((truth["ball_xy"][vis] >= 0) & (truth["ball_xy"][vis] <= 1))  # normalised to the picture
+        assert np.isnan(truth["ball_xy"][~vis]).all()
+
+
+def test_team_convention_sides_swap_at_halftime(ball_root):
+    "The same club is `left` in the first half and `right` in the second; every label's team touched the ball."
+    for i, game in enumerate(find_games(ball_root)):
+        labels, _, truth = read_strictly(game)
+        half_frame = labels.halftime_ms * FPS // 1000
+        with np.load(game.path / "ground_truth.npz") as z: assert int(z["halftime_frame"]) == half_frame
+        # the ground truth agrees with every label: the label's side is the side that touched the ball last
+        for frame, label, team in labels.events():
+            assert truth["last_touch"][min(frame + 1, len(truth["last_touch"]) - 1)] == SIDE_CODE[team], (frame, label)
+        # the match engine says which club acted: club 0 plays on the left in half 1 and on the right in half 2
+        sim = simulate_game(GameSpec(i, seed=0, minutes=MINUTES))
+        side = {(0, 1): "left", (1, 1): "right", (0, 2): "right", (1, 2): "left"}  # (club, half) -> side
+        offset = {1: 0, 2: sim.halves[0].n_frames}
+        expected = sorted((e.frame + offset[h.half], e.label, side[(e.team, h.half)])
+                          for h in sim.halves for e in h.events if e.label is not None)
+        assert expected == labels.events()
+        assert {1, 2} == {1 + (f >= half_frame) for f, _, _ in labels.events()}  # both halves have events
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# determinism
+
+@pytest.fixture(scope="module")
+def reruns(ball_root, tmp_path_factory):
+    "Game 0 of `ball_root` made again (in this process, not in a worker), and the same game with another seed."
+    tmp = tmp_path_factory.mktemp("reruns")
+    synthesize(tmp / "again", n_games=1, minutes=MINUTES, seed=0, workers=1)
+    synthesize(tmp / "other", n_games=1, minutes=MINUTES, seed=1, workers=1)
+    return find_games(ball_root)[0], find_games(tmp / "again")[0], find_games(tmp / "other")[0]
+
+
+def test_same_seed_same_labels_other_seed_other_game(reruns):
+    reference, again, other = reruns
+    assert again.rel == reference.rel
+    ours, same, theirs = files_of(reference.path), files_of(again.path), files_of(other.path)
+    assert sorted(ours) == sorted(same) == sorted(theirs) == ["224p.mp4", "Labels-ball.json", "ground_truth.npz"]
+    for name in ("Labels-ball.json", "ground_truth.npz"):
+        assert same[name] == ours[name], name  # byte for byte
+    assert video_info(again.video) == video_info(reference.video)
+    for name in ("Labels-ball.json", "ground_truth.npz", "224p.mp4"):
+        assert theirs[name] != ours[name], name
+
+
+def test_same_seed_same_video_bytes(reruns):
+    reference, again, _ = reruns
+    assert again.video.read_bytes() == reference.video.read_bytes()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# label statistics
+
+def event_counts(games):
+    "Counter of (label, team) over `games`, and their total minutes."
+    counts, minutes = Counter(), 0.0
+    for game in games:
+        labels, (info,), _ = read_strictly(game)
+        counts.update((a.label, a.team) for a in labels.annotations)
+        minutes += info.duration / 60
+    return counts, minutes
+
+
+def test_event_rate_and_label_shares(ball_root):
+    counts, minutes = event_counts(find_games(ball_root))
+    total = sum(counts.values())
+    per_label = Counter()
+    for (label, _), n in counts.items(): per_label[label] += n
+    assert 15 <= total / minutes <= 35, total / minutes  # the real games: about 20-25 a minute
+    assert per_label["PASS"] + per_label["DRIVE"] > total / 2
+    assert per_label["GOAL"] == min(per_label[l] for l in BALL_LABELS)  # the rarest (or tied)
+
+
+def test_min_events_every_label_and_team(forced):
+    root, res = forced
+    games = find_games(root)
+    assert res.stdout.splitlines() == [str(g.path) for g in games] and len(games) == 2  # one line per game folder
+    for game in games:
+        (video,) = videos_of(game)
+        assert video.name == f"{FORCED_HEIGHT}p.mp4"
+        assert (video_info(video).height, video_info(video).width) == (64, 114)
+        counts, minutes = event_counts([game])
+        assert min(counts[(l, t)] for l in BALL_LABELS for t in TEAMS) >= 1
+        assert 15 <= sum(counts.values()) / minutes <= 40  # the quota adds rare events on top of the usual ~25/min
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# SoccerNet's official scorer (soccernet 0.2.0) as an independent reader
+
+@pytest.fixture(scope="module")
+def soccernet_evaluate():
+    "The official `ActionSpotting.evaluate`, imported without leaving its global `np.seterr` behind."
+    old = np.geterr()
+    try: from SoccerNet.Evaluation.ActionSpotting import evaluate
+    except ImportError as e: pytest.skip(f"the soccernet package (dev extra) is not installed: {e}")
+    finally: np.seterr(**old)
+    def run(labels_root, predictions_root, label_file, dictionary, framerate, metric):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return evaluate(str(labels_root), str(predictions_root), prediction_file="results_spotting.json",
+                            label_files=label_file, dataset=None, version=2, framerate=framerate, metric=metric,
+                            EVENT_DICTIONARY=dictionary)
+    return run
+
+
+def labels_as_predictions(root, out, swap_teams=False):
+    "Write every game's labels under `root` as its `results_spotting.json` under `out` (confidence 1)."
+    for game in find_games(root):
+        labels = game.read_labels()
+        flip = {"left": "right", "right": "left"} if swap_teams else {}
+        preds = [Prediction(a.game_time, a.label, a.position, a.half, 1.0, flip.get(a.team, a.team)) for a in labels.annotations]
+        write_game_predictions(out, Predictions(labels.url_local, preds), rel=game.rel)
+    return out
+
+
+def with_team_in_label(src_root, dst_root, name, key):
+    "Copy each `name` file under `src_root` with its label turned into `LABEL|team` (one official column per label-team pair)."
+    for src in Path(src_root).rglob(name):
+        obj = json.loads(src.read_text())
+        for e in obj[key]: e["label"] = f"{e['label']}|{e['team']}"
+        dst = Path(dst_root) / src.relative_to(src_root)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_text(json.dumps(obj))
+    return dst_root
+
+
+TEAM_COLUMNS = {f"{label}|{team}": 2 * k + j for k, label in enumerate(BALL_LABELS) for j, team in enumerate(TEAMS)}
+
+
+def official_team_map(run, labels_root, predictions_root, work):
+    "Team-mAP@1 (and the 24 column APs) the way the team devkit builds it on soccernet's scorer: columns 2k / 2k+1."
+    lab = with_team_in_label(labels_root, work / "labels", "Labels-ball.json", "annotations")
+    pred = with_team_in_label(predictions_root, work / "predictions", "results_spotting.json", "predictions")
+    column_ap = np.array(run(lab, pred, "Labels-ball.json", TEAM_COLUMNS, FPS, "at1")["a_mAP_per_class"])
+    weight = np.zeros(len(TEAM_COLUMNS))  # column sums of the ground truth: visible minus not shown events
+    for game in find_games(labels_root):
+        for a in game.read_labels().annotations:
+            weight[TEAM_COLUMNS[f"{a.label}|{a.team}"]] += 1 if a.visibility == "visible" else -1
+    per_label = (column_ap[0::2] * weight[0::2] + column_ap[1::2] * weight[1::2]) / (weight[0::2] + weight[1::2])
+    return float(np.mean(per_label)), column_ap
+
+
+def test_official_scorer_reads_ball_games(forced, soccernet_evaluate, tmp_path):
+    root, _ = forced
+    predictions = labels_as_predictions(root, tmp_path / "predictions")
+    plain = soccernet_evaluate(root, predictions, "Labels-ball.json", {l: i for i, l in enumerate(BALL_LABELS)}, FPS, "at1")
+    assert plain["a_mAP"] == 1.0 and list(plain["a_mAP_per_class"]) == [1.0] * 12  # mAP@1
+    team_map, column_ap = official_team_map(soccernet_evaluate, root, predictions, tmp_path / "team")
+    assert team_map == 1.0 and list(column_ap) == [1.0] * 24  # Team-mAP@1
+    # a control: the same events with every team swapped keep mAP@1 and lose the team columns
+    swapped = labels_as_predictions(root, tmp_path / "swapped", swap_teams=True)
+    assert soccernet_evaluate(root, swapped, "Labels-ball.json", {l: i for i, l in enumerate(BALL_LABELS)}, FPS, "at1")["a_mAP"] == 1.0
+    team_map, column_ap = official_team_map(soccernet_evaluate, root, swapped, tmp_path / "team-swapped")
+    assert team_map < 0.2 and column_ap.max() < 1.0
+    # dudek's own scorer agrees
+    from dudek.metrics import evaluate
+    ours = evaluate(root, predictions)
+    assert (ours["team_map_at1"], ours["map_at1"]) == (1.0, 1.0)
+
+
+def test_official_scorer_reads_actions_games(actions_root, soccernet_evaluate, tmp_path):
+    from SoccerNet.Evaluation.utils import EVENT_DICTIONARY_V2
+    predictions = labels_as_predictions(actions_root, tmp_path / "predictions")
+    res = soccernet_evaluate(actions_root, predictions, "Labels-v2.json", EVENT_DICTIONARY_V2, 2, "tight")
+    (game,) = find_games(actions_root)
+    present = {EVENT_DICTIONARY_V2[a.label] for a in game.read_labels().annotations}
+    per_class = np.array(res["a_mAP_per_class"])
+    assert len(per_class) == 17 and present
+    assert (per_class[sorted(present)] == 1.0).all()  # each label there, found at its place in its half
+    assert (np.delete(per_class, sorted(present)) == 0.0).all()  # the official scorer gives an absent label 0
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# dude-k's loader as an independent reader
+
+DUDEK_K_READER = r"""
+import json, sys
+from pathlib import Path
+import dudek
+assert Path(dudek.__file__).resolve().is_relative_to(Path(sys.argv[3]).resolve()), dudek.__file__  # dude-k, not ours
+from dudek.utils.video import load_bas_videos
+print(json.dumps([dict(match=v.match, video=v.absolute_path, fps=v.metadata_fps, n_frames=v.metadata_n_frames,
+                       n_decoded=v.actual_n_frames, n_events=v.annotations_count,
+                       events=sorted([a.get_frame_nr(), a.label.value, a.team.value, a.visibility] for a in v.annotations))
+                  for v in load_bas_videos(sys.argv[1], resolution=int(sys.argv[2]))]))
+"""
+
+
+def dudek_k_path():
+    "Where dude-k 0.1.1 is installed on its own (`pip install --no-deps --target ...`), or None."
+    for p in (os.environ.get("DUDEK_K_PATH"), "/work/dudek_k_ref"):
+        if p and (Path(p) / "dudek" / "utils" / "video.py").is_file(): return Path(p)
+    return None
+
+
+def test_dude_k_loader_reads_ball_games(forced, tmp_path):
+    ref = dudek_k_path()
+    if ref is None: pytest.skip("dude-k 0.1.1 is not installed: set DUDEK_K_PATH (see .ci/run) to its --target folder")
+    root, _ = forced
+    env = {**os.environ, "PYTHONPATH": str(ref), "PYTHONDONTWRITEBYTECODE": "1"}
+    res = subprocess.run([sys.executable, "-c", DUDEK_K_READER, str(root), str(FORCED_HEIGHT), str(ref)], capture_output=True,
+                         text=True, cwd=tmp_path, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    theirs = {v["match"]: v for v in json.loads(res.stdout.strip().splitlines()[-1])}
+    games = find_games(root)
+    assert sorted(theirs) == sorted(Path(g.rel).name for g in games)
+    for game in games:
+        v = theirs[Path(game.rel).name]
+        labels, (info,), truth = read_strictly(game)
+        assert [Path(v["video"])] == videos_of(game)
+        assert (v["fps"], v["n_frames"], v["n_decoded"]) == (25.0, info.n_frames, len(truth["ball_state"]))  # OpenCV
+        assert v["n_events"] == len(labels.annotations)
+        assert [tuple(e) for e in v["events"]] == sorted((a.frame(), a.label, a.team, a.visibility) for a in labels.annotations)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# bad options
+
+def unwritable_folder(tmp_path):
+    "A folder this process cannot create anything in, or None."
+    if os.geteuid() != 0:
+        d = tmp_path / "read-only"
+        d.mkdir(mode=0o500)
+        return d / "games"
+    return Path("/proc/self/dudek-games") if Path("/proc/self").is_dir() else None  # even root cannot write there
+
+
+@pytest.mark.parametrize("case", ["--games -1", "--minutes -2", "--min-events -1", "--kind video", "--height 63",
+                                  "out is a file", "out under a file", "unwritable"])
+def test_bad_options_one_line_and_nothing_written(case, tmp_path):
+    out, args = tmp_path / "games", case.split() if case.startswith("--") else []
+    if case == "out is a file": out.write_text("not a folder")
+    if case == "out under a file": (tmp_path / "file").write_text(""); out = tmp_path / "file" / "games"
+    if case == "unwritable":
+        out = unwritable_folder(tmp_path)
+        if out is None: pytest.skip("no folder here that this user cannot write to")
+    before = sorted(tmp_path.rglob("*"))
+    res = dudek_cli("synth", out, "--games", 1, "--minutes", 0.1, *args, timeout=120)
+    assert res.returncode == 2, (res.returncode, res.stderr)
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in res.stderr, res.stderr
+    assert res.stdout == ""
+    assert sorted(tmp_path.rglob("*")) == before  # nothing created
+
+
+def test_same_frames_same_video_bytes(tmp_path):
+    "x264 at 398 px wide gave 2-3 distinct files in 10 encodes of the same frames before mbtree was turned off."
+    g = simulate_game(GameSpec(0, 0, 0.2))
+    r = Renderer(g.camera, g.look, seed=1)
+    frames = [f.copy() for h in g.halves for f in r.frames(h, project_half(g.camera, h))]
+    digests = {hashlib.sha1(write_video(tmp_path / "v.mp4", iter(frames)).read_bytes()).hexdigest() for _ in range(6)}
+    assert len(digests) == 1, digests
