@@ -20,10 +20,23 @@ __all__ = ['app', 'DudekApp', 'main', 'config_cmd', 'evaluate_cmd', 'train_cmd',
 class DudekApp(typer.Typer):
     "A Typer app that reports bad input as one line and exit code 2."
     def __call__(self, *args, **kwargs):
-        try: return super().__call__(*args, **kwargs)
+        try: rc = typer.main.get_command(self).main(*args, standalone_mode=False, **kwargs)
         except InputError as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
+        except _UsageError as e:
+            if type(e).__name__ != "NoArgsIsHelpError":  # (`dudek` alone has shown its help already)
+                # a bad option value or a missing argument: one line, not a box
+                where = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
+                print(f"error: {e.format_message()}{where}", file=sys.stderr)
+            sys.exit(2)
+        except typer.Abort:
+            print("error: aborted", file=sys.stderr)
+            sys.exit(1)
+        sys.exit(rc if isinstance(rc, int) else 0)
+
+# click's UsageError (bad values, missing arguments), whether typer uses click or its own copy of it
+_UsageError = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
 
 app = DudekApp(name="dudek", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                help="Team Ball Action Spotting in soccer broadcasts: data, training, inference and scoring.")

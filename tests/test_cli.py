@@ -12,7 +12,7 @@ def dudek(*args, cwd=None):
 def test_help_lists_commands():
     res = dudek("--help")
     assert res.returncode == 0
-    for command in ("config",):
+    for command in ("config", "evaluate", "synth", "train"):
         assert command in res.stdout
 
 
@@ -28,9 +28,17 @@ def test_config_resolves_profile_and_overrides():
     (["config", "--set", "train.epochs=many"], "train.epochs"),
     (["config", "--set", "nonsense"], "nonsense"),
     (["config", "--profile", "huge"], "profile"),
+    (["synth", "out", "--games", "abc"], "--games"),  # typer's own checks: one line too, not a box
+    (["synth", "out", "--bogus"], "--bogus"),
+    (["synth"], "out"),
 ])
-def test_bad_option_is_one_line(args, names):
-    res = dudek(*args)
+def test_bad_option_is_one_line(args, names, tmp_path):
+    res = dudek(*args, cwd=tmp_path)
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and names in lines[0] and "Traceback" not in res.stderr
+
+
+def test_no_command_shows_help_and_fails():
+    res = dudek()
+    assert res.returncode == 2 and "Usage" in res.stdout and "synth" in res.stdout and "error" not in res.stderr
