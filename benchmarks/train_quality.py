@@ -6,7 +6,7 @@ fine-tuning, from the shipped vision checkpoint, scored on held-out games by Tea
     python benchmarks/train_quality.py --set model.pretrained=   # from random weights
 
 Missing data folders are generated first (the exact `synthesize` calls are below): 7 training-league
-games of 4 minutes with rare labels boosted, 6 old-label games, and 2 held-out games of the same league
+games of 4 minutes with rare labels boosted and at least 2 events of every label-team pair each, 6 old-label games, and 2 held-out games of the same league
 that hold at least 3 events of every label-team pair (so that every team AP is defined).
 Prints a per-label table and, last, one JSON line with the scores and the training seconds.
 """
@@ -20,7 +20,7 @@ from dudek.synthetic import synthesize
 from dudek.train import evaluate_games, load_trained, train_stage
 
 DATA = {  # folder -> synthesize(...) keyword arguments
-    "train": dict(n_games=7, minutes=4.0, seed=0, rare_boost=3.0),
+    "train": dict(n_games=7, minutes=4.0, seed=0, rare_boost=3.0, min_events_per_class=2),
     "old": dict(n_games=6, minutes=4.0, seed=2, kind="actions"),
     "test": dict(n_games=2, minutes=6.0, seed=1, min_events_per_class=3),
 }
@@ -42,7 +42,7 @@ def main(argv=None):
     p.add_argument("--run", default="runs/quality")
     p.add_argument("--cache", default="data/cache", help="decoded-frame cache folder ('' = none)")
     p.add_argument("--pretrain-epochs", type=int, default=2)
-    p.add_argument("--finetune-epochs", type=int, default=8)
+    p.add_argument("--finetune-epochs", type=int, default=9)
     p.add_argument("--set", action="append", default=[], help="override for both stages, e.g. train.lr=1e-3")
     a = p.parse_args(argv)
     data, old, test = (ensure(Path(f), DATA[k]) for f, k in ((a.data, "train"), (a.old_data, "old"), (a.test, "test")))

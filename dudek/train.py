@@ -716,7 +716,9 @@ def train_vision(cfg: Config, run, resume: bool = False, quiet: bool | None = No
     train_set = VisionFrames(split["train"], cfg, read_truth, seed=cfg.seed, clip_len=cfg.data.clip_len, augment=flip, cache_dir=cache_dir)
     seed_everything(cfg.seed)
     pretrained = "" if cfg.model.pretrained == "vision" else cfg.model.pretrained
-    net = VisionNet(FrameEncoder(cfg.model.backbone, pretrained, cfg.model.temporal_shift), vision_tasks(train_set.truth))
+    # the tasks (class counts, target scales) from every game: a short training game may lack a class the validation game has
+    tasks = vision_tasks(train_set.truth + [read_truth(g) for g in split["val"]])
+    net = VisionNet(FrameEncoder(cfg.model.backbone, pretrained, cfg.model.temporal_shift), tasks)
     validate = None
     if split["val"]:
         val_set = VisionFrames(split["val"], cfg, read_truth, n_clips=VISION_VAL_CLIPS, seed=cfg.seed + 1, clip_len=cfg.data.clip_len, cache_dir=cache_dir)

@@ -9,7 +9,7 @@ import fastcore.test as ft
 
 from dudek.augment import (ClipAugment, ClipDraw, camera_drift, camera_path, class_distribution, crop_resize, draw_clip,
                            flip_targets, hflip, mixup, soft_cross_entropy, team_distribution)
-from dudek.config import AugmentConfig
+from dudek.config import AugmentConfig, get_config
 from dudek.labels import MERGED, OLD, TWO_HEAD, swap_team
 
 OFF = dict(p_flip=0.0, p_crop=0.0, p_camera=0.0, p_color=0.0, p_blur=0.0, p_mixup=0.0)
@@ -117,7 +117,7 @@ def test_dtypes_preserved():
 
 def test_probabilities():
     rng = np.random.default_rng(0)
-    cfg = AugmentConfig()
+    cfg = get_config("paper").augment  # the write-up's probabilities
     draws = [draw_clip(rng, cfg, 24, 40) for _ in range(3000)]
     for name, p in [("flip", cfg.p_flip), ("crop", cfg.p_crop), ("camera", cfg.p_camera), ("hue", cfg.p_color), ("blur", cfg.p_blur)]:
         ft.test_close(np.mean([getattr(d, name) not in (None, False) for d in draws]), p, eps=0.03)

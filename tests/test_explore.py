@@ -235,11 +235,12 @@ def test_plots_of_a_game_without_events(tmp_path):
 def test_frame_plots(synth):
     game = find_games(synth)[0]
     t = event_table(synth)
-    f = int(t[(t.game == game.rel) & (t.team == "left")].frame.iloc[0])
+    first = t[t.game == game.rel].iloc[0]
+    f, team = int(first.frame), first.team
     fig = plot_flip(game, f)
     ax0, ax1 = fig.axes
     bold = lambda ax: sorted(x.get_text() for x in ax.texts if x.get_fontweight() == "bold")
-    ft.test_eq(any(" left +0" in x for x in bold(ax0)), True)
+    ft.test_eq(any(f" {team} +0" in x for x in bold(ax0)), True)
     ft.test_eq(bold(ax1), sorted(x.replace("left", "@").replace("right", "left").replace("@", "right") for x in bold(ax0)))
     ft.test_eq(np.asarray(ax1.images[0].get_array()), np.asarray(ax0.images[0].get_array())[:, ::-1])
     ft.test_eq(len(plot_frames(game, [0, f, f + 5]).axes), 3)
