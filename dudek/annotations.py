@@ -312,8 +312,8 @@ def _ball_videos(files: set) -> list[str]:
 
 def _action_videos(files: set) -> list[str]:
     "The first and second half videos of an old-label game (the first must exist), preferred pair first."
-    pairs = [*ACTION_VIDEOS, *sorted(((f"1_{m[2]}p.{m[3]}", f"2_{m[2]}p.{m[3]}") for n in files
-                                      if (m := _OTHER_VIDEO.match(n)) and m[1] == "1"), key=lambda p: (p[0][-3:] != "mkv", int(p[0][2:-5])))]
+    other = sorted((m[3] != "mkv", int(m[2]), n) for n in files if (m := _OTHER_VIDEO.match(n)) and m[1] == "1")  # mkv first, then by height
+    pairs = [*ACTION_VIDEOS, *((n, "2" + n[1:]) for *_, n in other)]
     return next(([n for n in pair if n in files] for pair in pairs if pair[0] in files), [])
 ACTION_LABEL_FILES = ("Labels-v2.json",)
 

@@ -14,7 +14,7 @@ from .files import InputError
 from .config import get_config
 
 # %% auto #0
-__all__ = ['app', 'DudekApp', 'main', 'config_cmd', 'evaluate_cmd', 'train_cmd', 'synth_size', 'check_writable', 'synth_cmd']
+__all__ = ['app', 'DudekApp', 'main', 'config_cmd', 'evaluate_cmd', 'train_cmd', 'synth_size', 'synth_cmd']
 
 # %% ../nbs/90_cli.ipynb #613b9b8f
 class DudekApp(typer.Typer):
@@ -106,14 +106,6 @@ def synth_size(height: int) -> tuple[int, int]:
     "Frame size `(height, width)` of a 16:9 video `height` px high, the width rounded to an even number."
     return height, 2 * round(height * 8 / 9)
 
-def check_writable(out: Path):
-    "Refuse `out` unless a folder can really be made there (as root, permission bits tell nothing); leaves nothing behind."
-    import tempfile
-    p = Path(out).absolute()
-    while not p.exists() and p.parent != p: p = p.parent
-    try: tempfile.TemporaryDirectory(dir=p, prefix=".dudek-probe-").cleanup()
-    except OSError as e: raise InputError(out, "output folder", f"a folder this user can write to ({e.strerror or e})") from None
-
 @app.command("synth")
 def synth_cmd(out: Path = typer.Argument(..., help="folder to write the games into (created; SoccerNet layout)"),
               games: int = typer.Option(2, help="number of games"),
@@ -128,10 +120,7 @@ def synth_cmd(out: Path = typer.Argument(..., help="folder to write the games in
               variability: float = typer.Option(1.0, help="scale of the random spread of the games' looks (0: all alike)"),
               first_game: int = typer.Option(0, "--first-game", help="number of the first game (games are numbered from it)")):
     "Write synthetic games (videos and labels in SoccerNet's layout) under OUT; print each game folder."
-    from dudek.synthetic import synthesize, check_options
-    options = dict(n_games=games, minutes=minutes, seed=seed, kind=kind, league=league, min_events_per_class=min_events,
-                   rare_boost=rare_boost, size=synth_size(height), workers=workers, variability=variability)
-    check_options(out, **options)
-    if first_game < 0: raise InputError("synthesize", "first_game (--first-game)", f"a whole number >= 0, got {first_game}")
-    check_writable(out)
-    for folder in synthesize(out, **options, first_game=first_game): print(folder)
+    from dudek.synthetic import synthesize  # it checks every option (and that OUT is writable) before writing anything
+    for folder in synthesize(out, n_games=games, minutes=minutes, seed=seed, kind=kind, league=league, min_events_per_class=min_events,
+                             rare_boost=rare_boost, size=synth_size(height), workers=workers, variability=variability,
+                             first_game=first_game): print(folder)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_synthetic.ipynb #0fddfea3
 from __future__ import annotations
-import json, math, multiprocessing as mp, os, time, zlib
+import json, math, multiprocessing as mp, os, tempfile, time, zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -1459,20 +1459,21 @@ def write_game(game: SyntheticGame, out) -> Path:
     return folder
 
 # %% ../nbs/04_synthetic.ipynb #78ff3013
-def _writable(folder: Path) -> bool:
-    p = folder
-    while not p.exists():
-        if p.parent == p: return False
-        p = p.parent
-    return p.is_dir() and os.access(p, os.W_OK | os.X_OK)
+def _check_writable(out: Path):
+    "Refuse `out` unless a folder can really be made there (as root, permission bits tell nothing); leaves nothing behind."
+    p = Path(out).absolute()
+    while not p.exists() and p.parent != p: p = p.parent
+    try: tempfile.TemporaryDirectory(dir=p, prefix=".dudek-probe-").cleanup()
+    except OSError as e: raise InputError(out, "output folder", f"a folder this user can write to ({e.strerror or e})") from None
 
-def check_options(out, n_games, minutes, seed, kind, league, min_events_per_class, rare_boost, size, workers, variability):
+def check_options(out, n_games, minutes, seed, kind, league, min_events_per_class, rare_boost, size, workers, variability, first_game=0):
     "Raise a one-line `InputError` for the first bad option of `synthesize`."
     def bad(field, expected): raise InputError("synthesize", field, expected)
     isint = lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool)
     if not isint(n_games) or n_games < 1: bad("n_games (--games)", f"a whole number >= 1, got {n_games!r}")
     if not isinstance(minutes, (int, float)) or not (2 / 60 <= minutes <= 200): bad("minutes (--minutes)", f"a number of minutes in [0.034, 200], got {minutes!r}")
     if not isint(seed) or seed < 0: bad("seed (--seed)", f"a whole number >= 0, got {seed!r}")
+    if not isint(first_game) or first_game < 0: bad("first_game (--first-game)", f"a whole number >= 0, got {first_game!r}")
     if kind not in KINDS: bad("kind (--kind)", f"one of {', '.join(KINDS)}, got {kind!r}")
     if league not in LEAGUES: bad("league (--league)", f"one of {', '.join(LEAGUES)}, got {league!r}")
     if not isint(min_events_per_class) or min_events_per_class < 0: bad("min_events_per_class (--min-events)", f"a whole number >= 0, got {min_events_per_class!r}")
@@ -1483,7 +1484,7 @@ def check_options(out, n_games, minutes, seed, kind, league, min_events_per_clas
     if not isinstance(variability, (int, float)) or variability < 0: bad("variability", f"a number >= 0, got {variability!r}")
     out = Path(out)
     if out.exists() and not out.is_dir(): raise InputError(out, "output folder", "a folder (this is a file)")
-    if not _writable(out): raise InputError(out, "output folder", "a folder this user can write to")
+    _check_writable(out)
 
 def _pool(workers: int, n: int):
     return ProcessPoolExecutor(max_workers=min(workers, n), mp_context=mp.get_context("fork" if os.name == "posix" else "spawn"))
@@ -1494,7 +1495,7 @@ def synthesize(out, n_games: int = 2, minutes: float = 2.0, seed: int = 0, kind:
                league: str = "synthetic_league", min_events_per_class: int = 0, rare_boost: float = 1.0,
                size: tuple = (224, 398), workers: int = 2, variability: float = 1.0, first_game: int = 0) -> list[Path]:
     "Write `n_games` synthetic games under `out` (SoccerNet layout); returns their folders."
-    check_options(out, n_games, minutes, seed, kind, league, min_events_per_class, rare_boost, tuple(size), workers, variability)
+    check_options(out, n_games, minutes, seed, kind, league, min_events_per_class, rare_boost, tuple(size), workers, variability, first_game)
     specs = [GameSpec(first_game + i, seed, float(minutes), kind, league, float(variability), int(min_events_per_class),
                       float(rare_boost), tuple(int(v) for v in size)) for i in range(n_games)]
     try:

@@ -716,13 +716,12 @@ def train_vision(cfg: Config, run, resume: bool = False, quiet: bool | None = No
     train_set = VisionFrames(split["train"], cfg, read_truth, seed=cfg.seed, clip_len=cfg.data.clip_len, augment=flip, cache_dir=cache_dir)
     seed_everything(cfg.seed)
     pretrained = "" if cfg.model.pretrained == "vision" else cfg.model.pretrained
+    val_set = (VisionFrames(split["val"], cfg, read_truth, n_clips=VISION_VAL_CLIPS, seed=cfg.seed + 1, clip_len=cfg.data.clip_len,
+                            cache_dir=cache_dir) if split["val"] else None)
     # the tasks (class counts, target scales) from every game: a short training game may lack a class the validation game has
-    tasks = vision_tasks(train_set.truth + [read_truth(g) for g in split["val"]])
+    tasks = vision_tasks(train_set.truth + (val_set.truth if val_set else []))
     net = VisionNet(FrameEncoder(cfg.model.backbone, pretrained, cfg.model.temporal_shift), tasks)
-    validate = None
-    if split["val"]:
-        val_set = VisionFrames(split["val"], cfg, read_truth, n_clips=VISION_VAL_CLIPS, seed=cfg.seed + 1, clip_len=cfg.data.clip_len, cache_dir=cache_dir)
-        validate = lambda m: vision_metrics(m, val_set, cfg.train.batch_size, info.device)
+    validate = (lambda m: vision_metrics(m, val_set, cfg.train.batch_size, info.device)) if val_set else None
     task = Task(loss=lambda m, b: vision_loss(m(b["frames"]), b, net.tasks), validate=validate,
                 select="val_loss" if validate else None)
     meta = {"stage": "vision", "games": {k: [g.rel for g in v] for k, v in split.items() if k in ("train", "val")}}
