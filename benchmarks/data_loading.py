@@ -18,7 +18,7 @@ from dudek.annotations import Annotation, BallLabels, find_games, frame_to_posit
 from dudek.config import get_config
 from dudek.dataset import ClipDataset, InferenceClips, make_loader
 from dudek.labels import BALL_LABELS, MERGED, TEAMS
-from dudek.video import video_info, write_video
+from dudek.video import write_video
 
 
 def broadcast_like(n_frames, seed):

@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from test_metrics import files_oracle  # the independent raw-JSON reader of the tests
 
-from dudek.labels import BALL_LABELS, MERGED
+from dudek.labels import MERGED
 from dudek.annotations import (Annotation, BallLabels, Prediction, Predictions, write_ball_labels, write_game_predictions,
                                frame_to_position, game_time_of)
 from dudek.metrics import Spots, spotting_scores, official_scores, evaluate
@@ -88,8 +88,6 @@ def main(argv=None):
 
     with tempfile.TemporaryDirectory() as d:
         label_files = to_files(Path(d), games)
-        objs = [json.loads((Path(d) / "preds" / f"league/season/game {g}" / "results_spotting.json").read_text())
-                for g in range(args.games)]
         res, t_files_ours = best_of(lambda: evaluate(Path(d) / "labels", Path(d) / "preds"), args.repeat)
 
         def official_files():

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_annotations.ipynb #fa3fa05e
 from __future__ import annotations
-import json, os, re, tempfile, zipfile
+import json, os, re, zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 

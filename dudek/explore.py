@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 
 from .labels import BALL_LABELS, OLD_LABELS, TEAMS, OLD_TEAMS, swap_team
 from .files import InputError
-from .annotations import (BALL_LABEL_FILES, ACTION_LABEL_FILES, Game, Prediction, Predictions, find_games,
+from .annotations import (BALL_LABEL_FILES, ACTION_LABEL_FILES, Game, Predictions, find_games,
                                frame_to_position, position_to_frame, read_predictions)
 from .video import VideoReader
 from .synthetic import read_truth, truth_path, flip_truth

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_labels.ipynb #5e3555be
 from __future__ import annotations
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import numpy as np
 
 # %% auto #0

@@ -300,7 +300,7 @@ def fit(model: nn.Module, train_set: Dataset, task: Task, run, cfg: Config, resu
         model.train()
         bar = tqdm(total=n_batches, initial=pos["step"], desc=f"epoch {epoch + 1}/{tcfg.epochs}", leave=False,
                    disable=quiet or not info.main, dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30)
-        sums, t_epoch, t_wait = dict(pos["sums"]), time.perf_counter(), time.perf_counter()
+        sums, t_wait = dict(pos["sums"]), time.perf_counter()
         for batch in loader:
             sums["data_seconds"] = sums.get("data_seconds", 0.0) + time.perf_counter() - t_wait
             batch = to_device(batch, device)

@@ -1,12 +1,11 @@
 """dudek.annotations: strict readers, exact round trips, game discovery, safe writes."""
 import copy, json, zipfile
-from pathlib import Path
 
 import pytest
 import fastcore.test as ft
 
 from dudek.files import InputError
-from dudek.annotations import (Annotation, BallLabels, ActionLabels, Prediction, Predictions, position_to_frame,
+from dudek.annotations import (Annotation, Prediction, Predictions, position_to_frame,
                                frame_to_position, parse_game_time, format_game_time, game_time_of, read_ball_labels,
                                write_ball_labels, read_action_labels, write_action_labels, read_predictions,
                                write_predictions, game_rel, write_game_predictions, write_submission, read_submission,

@@ -10,9 +10,9 @@ import torch.nn.functional as F
 import fastcore.test as ft
 
 import dudek.augment, dudek.model
-from dudek.config import Config, ModelConfig, get_config
+from dudek.config import ModelConfig, get_config
 from dudek.files import InputError
-from dudek.model import (ClassHead, FrameEncoder, GatedShift, SGPBranches, SGPEncoderDecoder, TDEED, build_model,
+from dudek.model import (FrameEncoder, GatedShift, SGPBranches, SGPEncoderDecoder, build_model,
                          count_parameters, create_backbone, load_weights, read_weights, save_weights)
 
 T = 8

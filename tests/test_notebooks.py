@@ -3,7 +3,7 @@
 A thin wrapper over nbdev's runner (`nbdev.test.test_nb`) that also leaves out the cells tagged
 `skip-execution`, the tag papermill's executor honours, so tests and the pipeline skip the same cells.
 """
-import json, os, tempfile
+import json
 from pathlib import Path
 
 import pytest

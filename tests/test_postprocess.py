@@ -15,10 +15,10 @@ from dudek.labels import MERGED, BALL_LABELS
 from dudek.files import InputError
 from dudek.annotations import (Prediction, Predictions, position_to_frame, read_submission, BallLabels, Annotation,
                                write_ball_labels, frame_to_position, game_time_of)
-from dudek.metrics import Spots, spotting_scores, evaluate, detection_spots, cells
+from dudek.metrics import Spots, spotting_scores, evaluate
 from dudek.postprocess import (soft_nms, grid_window, simulate_scores, ClipAggregator, aggregate_clips,
                                apply_displacement, two_head_probs, scores_to_predictions, scores_to_spots,
-                               postprocess_scores, make_submission, validate_predictions)
+                               postprocess_scores, make_submission)
 
 
 def soft_nms_reference(scores, window, threshold, per_team=True):

@@ -10,7 +10,6 @@ import fastcore.test as ft
 
 from dudek.annotations import Annotation, BallLabels, frame_to_position, game_time_of, write_ball_labels
 from dudek.config import get_config
-from dudek.files import InputError
 from dudek.labels import BALL_LABELS, TEAMS
 from dudek.model import VISION_CHECKPOINT, FrameEncoder, asset_path, build_model, load_weights
 from dudek.train import load_checkpoint, load_init, lr_factor, make_optimizer, make_scheduler, save_checkpoint
