@@ -8,15 +8,18 @@ import json, os, re, zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .labels import BALL_LABELS, OLD_LABELS, TEAMS, OLD_TEAMS
 from .files import InputError, atomic_write, atomic_path, safe_join
 
 # %% auto #0
 __all__ = ['VISIBILITIES', 'VIDEO_SUFFIXES', 'BALL_VIDEOS', 'BALL_LABEL_FILES', 'ACTION_VIDEOS', 'ACTION_LABEL_FILES',
-           'position_to_frame', 'frame_to_position', 'parse_game_time', 'format_game_time', 'game_time_of',
-           'Annotation', 'BallLabels', 'ActionLabels', 'Prediction', 'Predictions', 'read_ball_labels',
-           'read_action_labels', 'write_ball_labels', 'write_action_labels', 'read_predictions', 'write_predictions',
-           'game_rel', 'write_game_predictions', 'write_submission', 'read_submission', 'Game', 'find_games']
+           'TRUTH_FILE', 'TRUTH_ARRAYS', 'position_to_frame', 'frame_to_position', 'parse_game_time',
+           'format_game_time', 'game_time_of', 'Annotation', 'BallLabels', 'ActionLabels', 'Prediction', 'Predictions',
+           'read_ball_labels', 'read_action_labels', 'write_ball_labels', 'write_action_labels', 'read_predictions',
+           'write_predictions', 'game_rel', 'write_game_predictions', 'write_submission', 'read_submission', 'Game',
+           'find_games', 'truth_path', 'write_truth', 'read_truth', 'flip_truth']
 
 # %% ../nbs/01_annotations.ipynb #ca157198
 def position_to_frame(position_ms: int, fps: float = 25.0) -> int:
@@ -357,3 +360,57 @@ def find_games(root, kind: str | None = None) -> list[Game]:
         if (vids or lab) and kind in (None, "actions"):
             games.append(Game(root, rel, vids[0] if vids else None, lab, "actions", tuple(vids)))
     return sorted(games, key=lambda g: (g.rel, g.kind))
+
+# %% ../nbs/01_annotations.ipynb #7e057d5f
+TRUTH_FILE = "ground_truth.npz"  # beside a synthetic ball game's video
+TRUTH_ARRAYS = ("ball_xy", "ball_visible", "ball_height", "ball_velocity", "ball_state", "possession", "last_touch", "camera_x",
+                "replay", "width", "height", "half_length")  # what `read_truth` needs
+
+def truth_path(game) -> Path:
+    "The ground-truth file of a game (a `Game`, a game folder or the file itself)."
+    p = Path(game.path) if isinstance(game, Game) else Path(game)
+    return p / TRUTH_FILE if p.suffix != ".npz" else p
+
+def write_truth(folder, arrays: dict) -> Path:
+    "Write a game's per-frame ground truth `{name: array}` into `folder`, compressed and atomically."
+    path = Path(folder) / TRUTH_FILE
+    with atomic_path(path) as tmp_path:
+        with open(tmp_path, "wb") as fh: np.savez_compressed(fh, **arrays)
+    return path
+
+def read_truth(game) -> dict[str, np.ndarray]:
+    "The vision stage's per-frame targets of a synthetic ball game: `{name: (n_frames, ...) array}`."
+    path = truth_path(game)
+    if not path.is_file(): raise InputError(path, "ground truth", f"a {TRUTH_FILE} written by dudek.synthetic (real games have none)")
+    try:
+        with np.load(path) as z: raw = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise InputError(path, "ground truth", f"a readable .npz file ({e})") from None
+    missing = [k for k in TRUTH_ARRAYS if k not in raw]
+    if missing: raise InputError(path, missing[0], "an array of the ground truth; regenerate the game with dudek synth")
+    vis = raw["ball_visible"].astype(bool)
+    xy = raw["ball_xy"].astype(np.float32) / np.array([raw["width"], raw["height"]], np.float32)
+    hide = lambda a: np.where(vis.reshape(-1, *[1] * (a.ndim - 1)), a, np.nan).astype(np.float32)
+    return {"ball_xy": hide(xy), "ball_visible": vis.astype(np.int64), "ball_height": hide(raw["ball_height"]),
+            "ball_velocity": hide(raw["ball_velocity"]), "ball_state": raw["ball_state"].astype(np.int64),
+            "possession": raw["possession"].astype(np.int64), "last_touch": raw["last_touch"].astype(np.int64),
+            "camera_x": (raw["camera_x"] / raw["half_length"]).astype(np.float32), "replay": raw["replay"].astype(np.int64)}
+
+def _copy(a): return a.clone() if hasattr(a, "clone") else np.array(a, copy=True)
+
+def flip_truth(item: dict) -> dict:
+    "A vision sample seen in a mirror: `frames` (..., W) flipped left-right, x coordinates and sides mirrored."
+    out = dict(item)
+    if "frames" in out:
+        f = out["frames"]
+        out["frames"] = f.flip(-1) if hasattr(f, "flip") and not isinstance(f, np.ndarray) else np.ascontiguousarray(f[..., ::-1])
+    if "ball_xy" in out:
+        xy = _copy(out["ball_xy"]); xy[..., 0] = 1 - xy[..., 0]; out["ball_xy"] = xy
+    if "ball_velocity" in out:
+        v = _copy(out["ball_velocity"]); v[..., 0] = -v[..., 0]; out["ball_velocity"] = v
+    if "camera_x" in out: out["camera_x"] = -out["camera_x"]
+    for k in ("possession", "last_touch"):
+        if k in out:
+            v = out[k]
+            out[k] = v + (v == 1) * 1 - (v == 2) * 1  # 1 <-> 2, 0 stays
+    return out

@@ -118,9 +118,10 @@ def synth_cmd(out: Path = typer.Argument(..., help="folder to write the games in
               height: int = typer.Option(224, help="frame height in px (even, >= 64); the width is 16:9, rounded to even"),
               workers: int = typer.Option(2, help="processes rendering games in parallel"),
               variability: float = typer.Option(1.0, help="scale of the random spread of the games' looks (0: all alike)"),
-              first_game: int = typer.Option(0, "--first-game", help="number of the first game (games are numbered from it)")):
+              first_game: int = typer.Option(0, "--first-game", help="number of the first game (games are numbered from it)"),
+              replays: float = typer.Option(0.3, help="chance of a replay (a slowed close-up; events meanwhile are 'not shown') after a goal, shot or foul")):
     "Write synthetic games (videos and labels in SoccerNet's layout) under OUT; print each game folder."
     from dudek.synthetic import synthesize  # it checks every option (and that OUT is writable) before writing anything
     for folder in synthesize(out, n_games=games, minutes=minutes, seed=seed, kind=kind, league=league, min_events_per_class=min_events,
                              rare_boost=rare_boost, size=synth_size(height), workers=workers, variability=variability,
-                             first_game=first_game): print(folder)
+                             first_game=first_game, replays=replays): print(folder)

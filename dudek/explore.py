@@ -16,13 +16,14 @@ from .files import InputError
 from .annotations import (BALL_LABEL_FILES, ACTION_LABEL_FILES, Game, Predictions, find_games,
                                frame_to_position, position_to_frame, read_predictions)
 from .video import VideoReader
-from .synthetic import read_truth, truth_path, flip_truth
+from .annotations import read_truth, truth_path, flip_truth
 
 # %% auto #0
 __all__ = ['EVENT_COLUMNS', 'TEAM_COLOURS', 'game_name', 'game_events', 'event_table', 'label_order', 'label_counts',
            'plot_label_counts', 'team_balance', 'plot_team_balance', 'flip_events', 'mirror_frame', 'draw_events',
-           'as_game', 'prediction_table', 'GameView', 'plot_frames', 'plot_flip', 'events_per_minute',
-           'plot_events_per_minute', 'event_gaps', 'plot_event_gaps', 'ClipViewer']
+           'as_game', 'prediction_table', 'GameView', 'plot_frames', 'plot_flip', 'visibility_counts', 'replay_spans',
+           'plot_visibility', 'events_per_minute', 'plot_events_per_minute', 'event_gaps', 'plot_event_gaps',
+           'ClipViewer']
 
 # %% ../nbs/05_explore.ipynb #a1c7c891
 EVENT_COLUMNS = ("game", "kind", "video", "half", "frame", "position", "game_time", "label", "team", "visibility")
@@ -266,6 +267,47 @@ def plot_flip(game, frame: int, window: int = 12) -> Figure:
     "Frame `frame` of `game` and its mirror image, each with the events near it (teams swapped in the mirror)."
     return plot_frames(game, [frame, frame], mirror=[False, True], window=window,
                        titles=[f"frame {frame}", f"frame {frame} mirrored: left <-> right"])
+
+# %% ../nbs/05_explore.ipynb #119aeacd
+def visibility_counts(table: pd.DataFrame) -> pd.DataFrame:
+    "Per label (official order): visible and `not shown` events, all events, and the share not shown (NaN for an absent label)."
+    out = pd.crosstab(table["label"], table["visibility"]).reindex(index=label_order(table), columns=["visible", "not shown"],
+                                                                   fill_value=0).rename_axis(index="label", columns=None)
+    out["events"] = out["visible"] + out["not shown"]
+    out["share_not_shown"] = out["not shown"] / out["events"].where(out["events"] > 0)
+    return out
+
+def replay_spans(game) -> list[tuple[int, int]]:
+    "The replays of a synthetic ball game as (first frame, last frame + 1), from its ground truth ([] without one)."
+    game = as_game(game)
+    if game.kind != "ball" or not truth_path(game).is_file(): return []
+    edges = np.diff(np.r_[0, read_truth(game)["replay"], 0])
+    return list(zip(np.nonzero(edges == 1)[0].tolist(), np.nonzero(edges == -1)[0].tolist()))
+
+def plot_visibility(table: pd.DataFrame, game=None, fps: float = 25.0) -> Figure:
+    "Each label's share of `not shown` events; with `game`, also its events over time (hollow: not shown) and its replays."
+    counts = visibility_counts(table)
+    fig = Figure(figsize=(12 if game is not None else 6, 0.28 * len(counts) + 1.6), layout="constrained")
+    axes = fig.subplots(1, 2 if game is not None else 1, squeeze=False)[0]
+    y = np.arange(len(counts))
+    axes[0].barh(y, counts["share_not_shown"].fillna(0), color="#888888")
+    for i, (h, n) in enumerate(zip(counts["not shown"], counts["events"])): axes[0].text(1.01, i, f"{h}/{n}", va="center", fontsize=8)
+    axes[0].set_yticks(y, counts.index); axes[0].invert_yaxis(); axes[0].set_xlim(0, 1.15)
+    axes[0].set(xlabel="share of the label's events that are not shown (not shown/all at the right)", ylabel="label",
+                title="Events during replays")
+    if game is not None:
+        game = as_game(game)
+        ev, ax = table[table["game"] == game_name(game)], axes[1]
+        for a, b in replay_spans(game): ax.axvspan(a / fps, b / fps, color="#ffd24d", alpha=0.5, lw=0)
+        row = {lb: i for i, lb in enumerate(counts.index)}
+        for vis, face in (("visible", None), ("not shown", "none")):
+            e = ev[ev["visibility"] == vis]
+            ax.scatter(e["frame"] / fps, e["label"].map(row), c=None if face else e["team"].map(TEAM_COLOURS),
+                       edgecolors=e["team"].map(TEAM_COLOURS), facecolors=face, s=30, label=vis)
+        ax.set_yticks(y, counts.index); ax.set_ylim(len(counts) - 0.5, -0.5)
+        ax.set(xlabel="time in the video (s); yellow: replays", title=f"{Path(game_name(game)).name}: events over time (hollow: not shown)")
+        ax.legend(loc="lower right", fontsize=8)
+    return fig
 
 # %% ../nbs/05_explore.ipynb #143ba562
 def events_per_minute(table: pd.DataFrame, bin_s: float = 60.0) -> pd.DataFrame:

@@ -705,7 +705,7 @@ def vision_overrides(overrides) -> dict:
 def train_vision(cfg: Config, run, resume: bool = False, quiet: bool | None = None, checkpoint_steps: int = 0,
                  cache_dir=None, export=None, info: DistInfo | None = None) -> dict:
     "The vision stage: per-frame multi-task training of the frame encoder on the synthetic ground truth."
-    from dudek.synthetic import read_truth, flip_truth
+    from dudek.annotations import read_truth, flip_truth
     info, run, t0 = info or init_distributed(), Path(run), time.perf_counter()
     if info.main: make_run_dir(run, cfg, resume)
     if info.active: dist.barrier()

@@ -15,7 +15,8 @@ from dudek.explore import (EVENT_COLUMNS, ClipViewer, GameView, as_game, event_g
                            plot_frames, plot_label_counts, plot_team_balance, prediction_table, team_balance)
 from dudek.files import InputError
 from dudek.labels import BALL_LABELS, MERGED, OLD_LABELS, swap_team
-from dudek.synthetic import GameSpec, read_truth, simulate_game, synthesize
+from dudek.annotations import read_truth
+from dudek.synthetic import GameSpec, simulate_game, synthesize
 
 MINUTES, SEED = 0.3, 3
 

@@ -3,7 +3,7 @@
 Every test here reads real games written to disk (small ones: a few hundred frames at 224 px, or two
 2-minute games at 64 px made through `dudek synth`). The module-scoped fixtures make each set once.
 """
-import copy, hashlib, json, os, subprocess, sys, warnings
+import hashlib, json, os, subprocess, sys, warnings
 from collections import Counter
 from pathlib import Path
 
@@ -13,7 +13,9 @@ import pytest
 from dudek.annotations import (ActionLabels, BallLabels, Prediction, Predictions, find_games, write_game_predictions,
                                parse_game_time)
 from dudek.labels import BALL_LABELS, OLD_LABELS, OLD_TEAMS, TEAMS
-from dudek.synthetic import FPS, GameSpec, Renderer, project_half, read_truth, simulate_game, synthesize
+from dudek.annotations import read_truth
+from dudek.engine import FPS
+from dudek.synthetic import GameSpec, Renderer, project_half, simulate_game, synthesize
 from dudek.video import read_frames, video_info, write_video
 
 MINUTES = 0.4  # the 224p games: 600 frames each
@@ -116,14 +118,14 @@ def test_ground_truth_fields(ball_root):
         n = video_info(game.video).n_frames
         with np.load(game.path / "ground_truth.npz") as z: raw = {k: z[k] for k in z.files}
         shapes = {"ball_xy": (n, 2), "ball_visible": (n,), "ball_height": (n,), "ball_pitch": (n, 3), "ball_velocity": (n, 3),
-                  "ball_state": (n,), "possession": (n,), "last_touch": (n,), "camera_x": (n,),
-                  "fps": (), "width": (), "height": (), "halftime_frame": ()}
+                  "ball_state": (n,), "possession": (n,), "last_touch": (n,), "camera_x": (n,), "replay": (n,),
+                  "fps": (), "width": (), "height": (), "halftime_frame": (), "half_length": ()}
         assert {k: v.shape for k, v in raw.items()} == shapes
         assert (float(raw["fps"]), int(raw["height"]), int(raw["width"]), int(raw["halftime_frame"])) == (25.0, 224, 398, n // 2)
         assert set(np.unique(raw["ball_state"])) <= {0, 1, 2} and set(np.unique(raw["possession"])) <= {0, 1, 2}
         truth = read_truth(game)
         assert set(truth) == {"ball_xy", "ball_visible", "ball_height", "ball_velocity", "ball_state", "possession",
-                              "last_touch", "camera_x"}
+                              "last_touch", "camera_x", "replay"}
         assert all(len(v) == n for v in truth.values())
         vis = truth["ball_visible"].astype(bool)
         assert 0.3 < vis.mean() <= 1  # the camera follows the ball
@@ -137,9 +139,11 @@ def test_team_convention_sides_swap_at_halftime(ball_root):
         labels, _, truth = read_strictly(game)
         half_frame = labels.halftime_ms * FPS // 1000
         with np.load(game.path / "ground_truth.npz") as z: assert int(z["halftime_frame"]) == half_frame
-        # the ground truth agrees with every label: the label's side is the side that touched the ball last
-        for frame, label, team in labels.events():
-            assert truth["last_touch"][min(frame + 1, len(truth["last_touch"]) - 1)] == SIDE_CODE[team], (frame, label)
+        # the ground truth agrees with every label seen live: the label's side is the side that touched the ball last
+        for a in labels.annotations:
+            frame, after = a.frame(), min(a.frame() + 1, len(truth["last_touch"]) - 1)
+            if a.visibility == "not shown": continue  # during a replay the truth describes the replayed frame
+            assert truth["last_touch"][after] == SIDE_CODE[a.team], (frame, a.label)
         # the match engine says which club acted: club 0 plays on the left in half 1 and on the right in half 2
         sim = simulate_game(GameSpec(i, seed=0, minutes=MINUTES))
         side = {(0, 1): "left", (1, 1): "right", (0, 2): "right", (1, 2): "left"}  # (club, half) -> side
@@ -286,6 +290,55 @@ def test_official_scorer_reads_ball_games(forced, soccernet_evaluate, tmp_path):
     from dudek.metrics import evaluate
     ours = evaluate(root, predictions)
     assert (ours["team_map_at1"], ours["map_at1"]) == (1.0, 1.0)
+
+
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory):
+    "One 3-minute 64p game with every label-team pair and a replay after every goal, shot and foul: some events are `not shown`."
+    root = tmp_path_factory.mktemp("replayed")
+    # seed 7: no label whose visible events equal its not-shown ones (the official team weights would make it 0/0 = NaN)
+    synthesize(root, n_games=1, minutes=3.0, seed=7, min_events_per_class=1, rare_boost=3.0, size=(64, 114), workers=1, replays=1.0)
+    return root
+
+
+def test_not_shown_events_happen_during_replays(replayed):
+    from dudek.synthetic import REPLAY_TAG
+    (game,) = find_games(replayed)
+    labels, (info,), truth = read_strictly(game)
+    hidden = [a for a in labels.annotations if a.visibility == "not shown"]
+    assert 0 < len(hidden) < len(labels.annotations) / 2, len(hidden)
+    assert 0.02 < truth["replay"].mean() < 0.5
+    in_replay = [truth["replay"][a.frame()] == 1 for a in hidden]
+    assert np.mean(in_replay) > 0.5  # not shown: mostly during a replay, else with the ball off the picture
+    assert all(r or truth["ball_visible"][a.frame()] == 0 for r, a in zip(in_replay, hidden))
+    assert all(truth["replay"][a.frame()] == 0 for a in labels.annotations if a.visibility == "visible")
+    replay, live = int(np.argmax(truth["replay"])), int(np.argmin(truth["replay"]))
+    tag = lambda frame: frame[4:8, 14:21].astype(float).mean((0, 1))  # the replay tag's plate, 64 px high
+    replay_frame, live_frame = read_frames(game.path / "64p.mp4", [replay, live])
+    assert np.abs(tag(replay_frame) - REPLAY_TAG).max() < 45 < np.abs(tag(live_frame) - REPLAY_TAG).max()
+
+
+def test_official_scorer_with_not_shown_events(replayed, soccernet_evaluate, tmp_path):
+    "Imperfect predictions on a game with `not shown` events: dudek's Team-mAP@1 and mAP@1 equal the official scorer's."
+    from dudek.annotations import format_game_time
+    from dudek.metrics import evaluate
+    rng = np.random.default_rng(0)
+    (game,) = find_games(replayed)
+    labels = game.read_labels()
+    preds = []
+    def add(label, position, team): preds.append(Prediction(format_game_time(1, position / 1000), label, position, 1, float(rng.random()), team))
+    for a in labels.annotations:
+        if rng.random() < 0.2: continue  # missed
+        team = a.team if rng.random() < 0.85 else {"left": "right", "right": "left"}[a.team]  # a wrong team now and then
+        add(a.label, max(0, a.position + int(rng.integers(-600, 601))), team)  # some beyond the tolerance
+    for _ in range(40): add(BALL_LABELS[rng.integers(12)], int(rng.integers(0, 175_000)), TEAMS[rng.integers(2)])  # false alarms
+    write_game_predictions(tmp_path / "pred", Predictions(labels.url_local, preds), rel=game.rel)
+    official_team, _ = official_team_map(soccernet_evaluate, replayed, tmp_path / "pred", tmp_path / "team")
+    official = soccernet_evaluate(replayed, tmp_path / "pred", "Labels-ball.json", {l: i for i, l in enumerate(BALL_LABELS)}, FPS, "at1")
+    ours = evaluate(replayed, tmp_path / "pred")
+    assert np.isfinite(official_team) and 0.1 < official_team < 0.9, official_team
+    assert ours["team_map_at1"] == pytest.approx(official_team, abs=1e-9)
+    assert ours["map_at1"] == pytest.approx(official["a_mAP"], abs=1e-9)
 
 
 def test_official_scorer_reads_actions_games(actions_root, soccernet_evaluate, tmp_path):
