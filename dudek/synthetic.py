@@ -515,12 +515,17 @@ def half_truth(cam: Camera, half: Half, proj: Projection) -> dict[str, np.ndarra
     owner_team = np.where(half.owner >= 0, np.vectorize(team_of)(np.maximum(half.owner, 0)), -1)
     held = (half.state == BALL_HELD) & (owner_team >= 0)
     replay = proj.zoom > 1
+    gap = np.linalg.norm(half.positions[:, :22] - ball[:, None, :2], axis=2)  # (n, 22): the ball's distance to each player
+    closing = np.gradient(gap, axis=0) * FPS if len(gap) > 1 else np.zeros_like(gap)  # m/s, < 0 while they approach
+    closing[np.isin(np.arange(len(gap)), half.cuts) | jump | np.roll(jump, -1)] = np.nan  # players or ball jump there
+    near, rows = gap.argmin(1), np.arange(len(gap))
     return dict(ball_xy=np.stack([proj.ball_col, proj.ball_row], 1).astype(np.float32), ball_visible=visible.astype(np.uint8),
                 ball_height=ball[src, 2].astype(np.float32), ball_pitch=ball[src].astype(np.float32),
                 ball_velocity=vel[src].astype(np.float32), ball_state=half.state[src].astype(np.int8),
                 possession=np.where(held, side[np.maximum(owner_team, 0)], 0)[src].astype(np.int8),
                 last_touch=np.where(half.touch >= 0, side[np.maximum(half.touch, 0)], 0)[src].astype(np.int8),
                 camera_x=np.where(replay, np.nan, cam.distance * np.tan(proj.pan / cam.focal)).astype(np.float32),
+                ball_player=gap[rows, near][src].astype(np.float32), ball_closing=closing[rows, near][src].astype(np.float32),
                 replay=replay.astype(np.uint8))
 
 # %% ../nbs/04_synthetic.ipynb #6ad3f8fe
