@@ -121,7 +121,7 @@ CHOICE_LABELS = dict(  # choice -> the labels it can make
 BOOST_POWER = dict(pass_=0, received=0, intercepted=0, control_mate=0, control_opp=0, save=0, keeper=0,  # no rare label
                    shot=1.5, cross=1.5, goal=2)  # found only near the goal, or the rarest; every other choice: 1
 FORCE = 1e4  # weight factor of a choice that makes a missing label-team pair
-URGENCY = {"PASS": 1.0, "DRIVE": 1.0, "POSSESSION": 1.5}  # FORCE's exponent per missing label (2 for the rare ones)
+URGENCY = {"PASS": 1.0, "DRIVE": 1.0, "POSSESSION": 1.5, "SHOT": 2.5}  # FORCE's exponent per missing label (2 for the other rare ones)
 OWN_BALL = ("PASS", "HIGH PASS", "CROSS", "SHOT", "GOAL", "OUT", "FREE KICK")  # labels a team makes when it has the ball
 
 class Quota:

@@ -1,0 +1,82 @@
+"""The match engine's promises, measured on a few hundred generated events (other seeds than the chapter's).
+
+The chapter `04a_engine` states what makes each label visible; these tests check every line of that table by
+numbers, on every event where the promise is about every event and on the median where it is about a
+distribution (how far a HIGH PASS travels). The first test is the one that would have caught the receiver's
+distance range sitting in a comment.
+"""
+import numpy as np
+import pandas as pd
+import pytest
+
+from dudek.engine import (FPS, GOAL_HALF_WIDTH, HALF_LENGTH, HALF_WIDTH, HANDS_Z, HEAD_Z, MatchEngine, Quota, event_signatures,
+                          outfield, simulate_half)
+
+
+@pytest.fixture(scope="module")
+def signatures():
+    "The signatures of every labelled event of twelve 150-second halves that must hold an event of every label and team."
+    return pd.concat([event_signatures(simulate_half(np.random.default_rng([11, g]), 150 * FPS, half=1 + g % 2, quota=Quota(1),
+                                                     rare_boost=3.0)) for g in range(12)], ignore_index=True)
+
+
+def test_receiver_keeps_to_its_distance_range():
+    for seed in range(3):
+        e = MatchEngine(np.random.default_rng(seed), 400, rare_boost=3.0)
+        e.line_up(seed % 2)
+        for p in outfield(0)[::3]:
+            for lo, hi, progressive in ((8, 32, False), (24, 45, True), (6, 16, False)):
+                d = [np.linalg.norm(e.where(e.receiver(p, lo, hi, progressive)) - e.where(p)) for _ in range(60)]
+                in_range = [lo <= x <= hi for x in d]
+                if any(lo <= np.linalg.norm(e.where(q) - e.where(p)) <= hi for q in e.mates(p)):  # someone is in range
+                    assert np.mean(in_range) > 0.9, (p, lo, hi, np.round(d, 1))
+
+
+def test_enough_events_of_every_label(signatures):
+    counts = signatures.label.value_counts()
+    assert len(signatures) > 500 and counts.min() >= 15, counts.to_dict()
+
+
+def test_distributions_per_label(signatures):
+    med = signatures.groupby("label").median(numeric_only=True)
+    assert med.travel["HIGH PASS"] > 1.5 * med.travel["PASS"] and med.travel["CROSS"] > 1.3 * med.travel["PASS"]
+    assert 24 <= med.travel["HIGH PASS"] <= 45 and 8 <= med.travel["PASS"] <= 32
+    assert med.speed["SHOT"] > 1.4 * med.speed["PASS"] and med.speed["SHOT"] > 20
+    assert med.peak["HIGH PASS"] > 4 and med.peak["CROSS"] > 3 and med.peak["PASS"] < 0.1
+    assert med.turn["BALL PLAYER BLOCK"] > 120  # the ball comes back the way it came
+    assert signatures[signatures.label == "BALL PLAYER BLOCK"].team_change.mean() > 0.9
+
+
+def test_every_event_has_its_signature(signatures):
+    by = dict(tuple(signatures.groupby("label")))
+    throw = by["THROW IN"]
+    assert (throw.y > HALF_WIDTH - 0.5).all() and np.allclose(throw.height, HANDS_Z, atol=0.01)  # on the touchline, overhead
+    assert by["HEADER"].height.between(HEAD_Z - 0.7, HEAD_Z).all()  # met as it drops through head height
+    out = by["OUT"]
+    assert (out.x.gt(HALF_LENGTH) | out.y.gt(HALF_WIDTH)).all()
+    goal = by["GOAL"]
+    assert (goal.x.gt(HALF_LENGTH) & goal.y.lt(GOAL_HALF_WIDTH)).all()
+    assert (by["FREE KICK"].still_before >= 1.0).all()  # after a stop
+    tackle = by["PLAYER SUCCESSFUL TACKLE"]
+    assert (tackle.pose == "slide").all() and tackle.team_change.all()
+    assert (by["BALL PLAYER BLOCK"].pose == "block").all()
+    assert "slide" not in set(signatures[signatures.label != "PLAYER SUCCESSFUL TACKLE"].pose)  # the slide means a tackle
+
+
+def test_replays_edit_the_broadcast_not_the_play():
+    plain = simulate_half(np.random.default_rng(5), 120 * FPS, rare_boost=3.0)
+    assert plain.replays == []
+    h = simulate_half(np.random.default_rng(5), 120 * FPS, rare_boost=3.0, replays=1.0)
+    assert len(h.replays) >= 2
+    for (a, b, s0, s1), nxt in zip(h.replays, h.replays[1:] + [None]):
+        assert 0 < b - a <= 6 * FPS and s0 < s1 <= a and b <= h.n_frames
+        assert abs((s1 - s0) - (b - a) / 2) <= 1  # half speed
+        if nxt is not None: assert b <= nxt[0]  # one at a time
+    hidden = [e for e in h.events if e.label and h.in_replay(e.frame)]
+    assert hidden and all(e.label != "FREE KICK" for e in hidden)  # free kicks wait for the replay to end
+
+
+def test_same_seed_same_half():
+    a, b = (simulate_half(np.random.default_rng(9), 60 * FPS, rare_boost=2.0, replays=0.5) for _ in range(2))
+    assert [(e.frame, e.label, e.team) for e in a.events] == [(e.frame, e.label, e.team) for e in b.events]
+    assert np.array_equal(a.ball, b.ball) and np.array_equal(a.positions, b.positions) and a.replays == b.replays
