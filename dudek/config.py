@@ -4,17 +4,17 @@
 
 # %% ../nbs/03_config.ipynb #b32d2428
 from __future__ import annotations
-import importlib, json, os, platform, subprocess, sys, time
+import importlib, json, math, os, platform, subprocess, sys, time
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from .files import InputError, atomic_write
+from .files import InputError, atomic_write, remove_stale_temps
 
 # %% auto #0
-__all__ = ['SECTIONS', 'PROFILES', 'DataConfig', 'ModelConfig', 'AugmentConfig', 'TrainConfig', 'PostConfig', 'Config',
-           'set_field', 'parse_overrides', 'get_config', 'overrides_from_params', 'save_config', 'load_config',
-           'make_run_dir', 'provenance']
+__all__ = ['SECTIONS', 'PROFILES', 'LIMITS', 'CHOICES', 'DataConfig', 'ModelConfig', 'AugmentConfig', 'TrainConfig', 'PostConfig',
+           'Config', 'set_field', 'check_config', 'parse_overrides', 'get_config', 'overrides_from_params',
+           'save_config', 'load_config', 'make_run_dir', 'provenance']
 
 # %% ../nbs/03_config.ipynb #de14cb90
 @dataclass
@@ -109,7 +109,7 @@ class Config:
                 if not isinstance(value, dict): raise InputError(source, key, "a mapping of fields")
                 for k, v in value.items(): set_field(cfg, f"{key}.{k}", v, source)
             else: set_field(cfg, key, value, source)
-        return cfg
+        return check_config(cfg, source)
 
 PROFILES: dict[str, dict[str, Any]] = {
     "tiny": {},
@@ -135,8 +135,29 @@ def _coerce(value, typ, source, key):
     if type(value) is not typ: raise InputError(source, key, f"a {typ.__name__}, got {value!r}")
     return value
 
+LIMITS = {  # field -> (lowest, highest) value that makes sense (None: unbounded); floats must also be finite
+    "data.stride": (1, None), "data.clip_len": (2, None), "data.overlap": (0, None), "data.frame_height": (32, 4096),
+    "data.frame_width": (32, 4096), "data.radius": (0, None), "data.clips_per_epoch": (1, None), "data.event_bias": (0, 1),
+    "data.n_val": (0, None), "data.n_test": (0, None), "data.num_workers": (0, 256),
+    "model.n_layers": (0, 16), "model.sgp_kernel": (1, 63), "model.sgp_k": (1, 64),
+    **{f"augment.{p}": (0, 1) for p in ("p_flip", "p_crop", "p_camera", "p_color", "p_blur", "p_mixup")},
+    "augment.crop_scale": (0.1, 1), "augment.mixup_alpha": (1e-6, None),
+    "train.epochs": (1, None), "train.warmup_epochs": (0, None), "train.batch_size": (1, None), "train.lr": (1e-12, 10),
+    "train.weight_decay": (0, None), "train.fg_weight": (1e-6, None), "train.ce_weight": (0, None),
+    "train.disp_weight": (0, None), "train.team_weight": (0, None), "train.grad_clip": (0, None), "train.ema": (0, 0.9999),
+    "train.threads": (0, 1024), "post.nms_window": (1, None), "post.nms_threshold": (0, 1), "seed": (0, 2 ** 32 - 1)}
+CHOICES = {"model.temporal_shift": ("gsf", "gsm", "none"), "model.head": ("merged", "two_head", "old"), "profile": tuple(PROFILES)}
+
+def _check_value(key, value, source):
+    "An `InputError` unless `value` is finite and within `LIMITS` / among `CHOICES` for `key`."
+    if isinstance(value, float) and not math.isfinite(value): raise InputError(source, key, f"a finite number, got {value!r}")
+    if key in CHOICES and value not in CHOICES[key]: raise InputError(source, key, f"one of {', '.join(CHOICES[key])}, got {value!r}")
+    lo, hi = LIMITS.get(key, (None, None))
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise InputError(source, key, f"a value in [{lo}, {'inf' if hi is None else hi}], got {value!r}")
+
 def set_field(cfg: Config, key: str, value, source="override") -> None:
-    "Set `cfg`'s `key` (`section.field` or a top-level field) to `value`, checked against its type."
+    "Set `cfg`'s `key` (`section.field` or a top-level field) to `value`, checked against its type and its range."
     *section, name = key.split(".")
     if len(section) > 1 or (section and section[0] not in SECTIONS):
         raise InputError(source, key, f"a key `section.field` with section in {sorted(SECTIONS)}")
@@ -145,7 +166,15 @@ def set_field(cfg: Config, key: str, value, source="override") -> None:
     if name not in hints or name in SECTIONS:
         names = [f.name for f in fields(obj) if f.name not in SECTIONS]
         raise InputError(source, key, f"a known field, one of {names}")
-    setattr(obj, name, _coerce(value, hints[name], source, key))
+    value = _coerce(value, hints[name], source, key)
+    _check_value(key, value, source)
+    setattr(obj, name, value)
+
+def check_config(cfg: Config, source="config") -> Config:
+    "`cfg`, after the checks that involve several fields."
+    if cfg.data.overlap >= cfg.data.clip_len:
+        raise InputError(source, "data.overlap", f"fewer sampled frames than data.clip_len ({cfg.data.clip_len}), got {cfg.data.overlap}")
+    return cfg
 
 def parse_overrides(items) -> dict[str, Any]:
     "`['train.lr=3e-4', ...]` -> `{'train.lr': '3e-4'}` (a dict passes through)."
@@ -162,8 +191,9 @@ def get_config(profile: str = "tiny", overrides=None, **kwargs) -> Config:
     if profile not in PROFILES: raise InputError("--profile", "profile", f"one of {sorted(PROFILES)}, got {profile!r}")
     cfg = Config(profile=profile)
     for key, value in {**PROFILES[profile], **parse_overrides(overrides), **kwargs}.items():
+        if key == "profile": raise InputError("override", key, "not an override: --profile picks one (it sets many fields at once)")
         set_field(cfg, key, value, "override")
-    return cfg
+    return check_config(cfg, "override")
 
 # %% ../nbs/03_config.ipynb #0276ea31
 def overrides_from_params(params: dict) -> dict[str, Any]:
@@ -183,15 +213,16 @@ def load_config(path) -> Config:
     return Config.from_dict(d, str(path))
 
 def make_run_dir(path, cfg: Config, resume: bool = False) -> Path:
-    "Create the run folder `path` holding `config.json`; an existing different config needs `resume` with the same one."
+    "Create the run folder `path` holding `config.json`: a new or empty folder, or (`resume`) a run's own folder and configuration."
     run = Path(path)
+    if run.exists() and not run.is_dir(): raise InputError(run, "run folder", "a folder (this is a file)")
+    remove_stale_temps(run)  # what a killed run left half-written
     cfg_path = run / "config.json"
-    if cfg_path.exists():
-        old = load_config(cfg_path)
-        if old != cfg:
-            raise InputError(cfg_path, "config", "the same configuration as this run (use another run folder)")
-        if not resume and any(p.name != "config.json" for p in run.iterdir()):
-            raise InputError(run, "run folder", "an empty or new folder (or resume the run)")
+    if cfg_path.exists() and load_config(cfg_path) != cfg:
+        raise InputError(cfg_path, "config", "the same configuration as this run (use another run folder)")
+    held = sorted(p.name for p in run.iterdir() if p.name != "config.json") if run.is_dir() else []
+    if held and not resume: raise InputError(run, "run folder", f"an empty or new folder (it holds {held[0]}; or resume the run)")
+    if held and not cfg_path.exists(): raise InputError(run, "run folder", f"a run folder to resume (it holds {held[0]} but no config.json)")
     run.mkdir(parents=True, exist_ok=True)
     save_config(cfg, cfg_path)
     return run

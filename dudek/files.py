@@ -4,12 +4,12 @@
 
 # %% ../nbs/00a_files.ipynb #793f8c47
 from __future__ import annotations
-import os, tempfile
+import os, re, shutil, tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['InputError', 'atomic_path', 'atomic_write', 'safe_join']
+__all__ = ['TEMP_NAME', 'InputError', 'atomic_path', 'atomic_write', 'atomic_dir', 'remove_stale_temps', 'safe_join']
 
 # %% ../nbs/00a_files.ipynb #7c14d07e
 class InputError(ValueError):
@@ -19,13 +19,22 @@ class InputError(ValueError):
         super().__init__(f"{self.path}: {field}: {expected}".replace("\n", " "))
 
 # %% ../nbs/00a_files.ipynb #84e7bb11
+def _umask() -> int:
+    "This process's umask (read by setting it, then putting it back)."
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+def _temp_prefix(path: Path) -> str: return f".{path.name}.pid{os.getpid()}."  # the writer's pid: see `remove_stale_temps`
+
 @contextmanager
 def atomic_path(path):
-    "Yield a temporary path beside `path`; on success rename it onto `path`, on failure remove it."
+    "Yield a temporary path beside `path`; on success rename it onto `path` (with the umask's mode), on failure remove it."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -38,6 +47,43 @@ def atomic_write(path, data: bytes | str) -> Path:
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(data.encode() if isinstance(data, str) else data)
     return Path(path)
+
+@contextmanager
+def atomic_dir(path):
+    "Yield a temporary folder beside `path`; on success it takes the place of `path` (and of all it held), on failure it goes."
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())
+    try:
+        yield tmp
+        if path.exists():  # a folder cannot be renamed onto a full one: move the old one aside first
+            old = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".old.tmp", dir=path.parent))
+            os.replace(path, old / path.name)
+            os.replace(tmp, path)
+            shutil.rmtree(old)
+        else: os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+TEMP_NAME = re.compile(r"^\..+\.pid(\d+)\..*tmp$")  # what atomic_path and atomic_dir name their temporaries
+
+def _running(pid: int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: pass  # another user's process
+    return True
+
+def remove_stale_temps(folder) -> list[Path]:
+    "Remove the temporaries that killed writers left anywhere under `folder` (their process is gone); returns what went."
+    gone = []
+    for p in sorted(Path(folder).rglob(".*tmp")) if Path(folder).is_dir() else []:
+        m = TEMP_NAME.match(p.name)
+        if not m or int(m.group(1)) == os.getpid() or _running(int(m.group(1))) or not p.exists(): continue
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+        gone.append(p)
+    return gone
 
 # %% ../nbs/00a_files.ipynb #d4e5fdde
 def safe_join(root, *parts, source="path") -> Path:

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from .labels import OLD_TEAMS
-from .files import InputError
+from .files import InputError, atomic_dir, remove_stale_temps
 from .annotations import (Annotation, BallLabels, ActionLabels, format_game_time, frame_to_position,
                                write_ball_labels, write_action_labels, write_truth)
 from .video import write_video
@@ -622,23 +622,23 @@ def video_names(spec: GameSpec) -> list[str]:
     return [f"{res}.mp4"] if spec.kind == "ball" else [f"1_{res}.mkv", f"2_{res}.mkv"]
 
 def write_game(game: SyntheticGame, out) -> Path:
-    "Render, encode and write `game` under `out` (videos, then ground truth, then labels: a game with labels is complete)."
+    "Render, encode and write `game` under `out`, whole or not at all (into a temporary folder that then takes its place)."
     folder = Path(out) / game.rel
     renderer = Renderer(game.camera, game.look, seed=int(np.random.default_rng(game_seed(game.spec)).integers(1 << 30)))
     projs = [project_half(game.camera, h) for h in game.halves]
     names = video_names(game.spec)
-    if game.spec.kind == "ball":
-        frames = (f for h, p in zip(game.halves, projs) for f in renderer.frames(h, p))
-        write_video(folder / names[0], frames, fps=FPS)
-        parts = [half_truth(game.camera, h, p) for h, p in zip(game.halves, projs)]
-        truth = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-        truth.update(fps=np.float32(FPS), width=np.int32(game.camera.width), height=np.int32(game.camera.height),
-                     halftime_frame=np.int32(game.halves[0].n_frames), half_length=np.float32(HALF_LENGTH))
-        write_truth(folder, truth)
-        write_ball_labels(folder / "Labels-ball.json", game_labels(game, projs))
-    else:
-        for name, h, p in zip(names, game.halves, projs): write_video(folder / name, renderer.frames(h, p), fps=FPS)
-        write_action_labels(folder / "Labels-v2.json", game_labels(game, projs))
+    with atomic_dir(folder) as tmp:
+        if game.spec.kind == "ball":
+            write_video(tmp / names[0], (f for h, p in zip(game.halves, projs) for f in renderer.frames(h, p)), fps=FPS)
+            parts = [half_truth(game.camera, h, p) for h, p in zip(game.halves, projs)]
+            truth = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+            truth.update(fps=np.float32(FPS), width=np.int32(game.camera.width), height=np.int32(game.camera.height),
+                         halftime_frame=np.int32(game.halves[0].n_frames), half_length=np.float32(HALF_LENGTH))
+            write_truth(tmp, truth)
+            write_ball_labels(tmp / "Labels-ball.json", game_labels(game, projs))
+        else:
+            for name, h, p in zip(names, game.halves, projs): write_video(tmp / name, renderer.frames(h, p), fps=FPS)
+            write_action_labels(tmp / "Labels-v2.json", game_labels(game, projs))
     return folder
 
 # %% ../nbs/04_synthetic.ipynb #78ff3013
@@ -654,19 +654,21 @@ def check_options(out, n_games, minutes, seed, kind, league, min_events_per_clas
     "Raise a one-line `InputError` for the first bad option of `synthesize`."
     def bad(field, expected): raise InputError("synthesize", field, expected)
     isint = lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-    if not isint(n_games) or n_games < 1: bad("n_games (--games)", f"a whole number >= 1, got {n_games!r}")
+    if not isint(n_games) or not 1 <= n_games <= 10_000: bad("n_games (--games)", f"a whole number in [1, 10000], got {n_games!r}")
     if not isinstance(minutes, (int, float)) or not (2 / 60 <= minutes <= 200): bad("minutes (--minutes)", f"a number of minutes in [0.034, 200], got {minutes!r}")
     if not isint(seed) or seed < 0: bad("seed (--seed)", f"a whole number >= 0, got {seed!r}")
     if not isint(first_game) or first_game < 0: bad("first_game (--first-game)", f"a whole number >= 0, got {first_game!r}")
     if kind not in KINDS: bad("kind (--kind)", f"one of {', '.join(KINDS)}, got {kind!r}")
     if league not in LEAGUES: bad("league (--league)", f"one of {', '.join(LEAGUES)}, got {league!r}")
-    if not isint(min_events_per_class) or min_events_per_class < 0: bad("min_events_per_class (--min-events)", f"a whole number >= 0, got {min_events_per_class!r}")
-    if not isinstance(rare_boost, (int, float)) or not rare_boost > 0: bad("rare_boost (--rare-boost)", f"a number > 0, got {rare_boost!r}")
-    if (not isinstance(size, (tuple, list)) or len(size) != 2 or not all(isint(v) and v >= 64 and v % 2 == 0 for v in size)):
-        bad("size (--height)", f"(height, width) in even pixels >= 64, got {size!r}")
-    if not isint(workers) or workers < 1: bad("workers (--workers)", f"a whole number >= 1, got {workers!r}")
-    if not isinstance(variability, (int, float)) or variability < 0: bad("variability", f"a number >= 0, got {variability!r}")
-    if not isinstance(replays, (int, float)) or not 0 <= replays <= 1: bad("replays (--replays)", f"a chance in [0, 1], got {replays!r}")
+    if not isint(min_events_per_class) or not 0 <= min_events_per_class <= 100:
+        bad("min_events_per_class (--min-events)", f"a whole number in [0, 100], got {min_events_per_class!r}")
+    num = lambda v, lo, hi: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and lo <= v <= hi
+    if not num(rare_boost, 1e-3, 100): bad("rare_boost (--rare-boost)", f"a number in [0.001, 100], got {rare_boost!r}")
+    if (not isinstance(size, (tuple, list)) or len(size) != 2 or not all(isint(v) and 64 <= v <= 4320 and v % 2 == 0 for v in size)):
+        bad("size (--height)", f"(height, width) in even pixels from 64 to 4320, got {size!r}")
+    if not isint(workers) or not 1 <= workers <= 256: bad("workers (--workers)", f"a whole number in [1, 256], got {workers!r}")
+    if not num(variability, 0, 5): bad("variability (--variability)", f"a number in [0, 5], got {variability!r}")
+    if not num(replays, 0, 1): bad("replays (--replays)", f"a chance in [0, 1], got {replays!r}")
     out = Path(out)
     if out.exists() and not out.is_dir(): raise InputError(out, "output folder", "a folder (this is a file)")
     _check_writable(out)
@@ -683,6 +685,7 @@ def synthesize(out, n_games: int = 2, minutes: float = 2.0, seed: int = 0, kind:
     "Write `n_games` synthetic games under `out` (SoccerNet layout); returns their folders."
     check_options(out, n_games, minutes, seed, kind, league, min_events_per_class, rare_boost, tuple(size), workers, variability,
                   first_game, replays)
+    remove_stale_temps(out)  # what an earlier, killed run left half-written
     specs = [GameSpec(first_game + i, seed, float(minutes), kind, league, float(variability), int(min_events_per_class),
                       float(rare_boost), tuple(int(v) for v in size), float(replays)) for i in range(n_games)]
     try:

@@ -17,10 +17,10 @@ def test_help_lists_commands():
 
 
 def test_config_resolves_profile_and_overrides():
-    res = dudek("config", "--profile", "paper", "--set", "train.lr=1e-4", "--set", "data.clip_len=40")
+    res = dudek("config", "--profile", "paper", "--set", "train.lr=1e-4", "--set", "data.clip_len=100")
     assert res.returncode == 0, res.stderr
     cfg = json.loads(res.stdout)
-    assert (cfg["train"]["lr"], cfg["data"]["clip_len"], cfg["data"]["overlap"]) == (1e-4, 40, 68)
+    assert (cfg["train"]["lr"], cfg["data"]["clip_len"], cfg["data"]["overlap"]) == (1e-4, 100, 68)
 
 
 @pytest.mark.parametrize("args, names", [
@@ -28,6 +28,10 @@ def test_config_resolves_profile_and_overrides():
     (["config", "--set", "train.epochs=many"], "train.epochs"),
     (["config", "--set", "nonsense"], "nonsense"),
     (["config", "--profile", "huge"], "profile"),
+    (["config", "--set", "train.epochs=0"], "train.epochs"),
+    (["config", "--set", "train.lr=NaN"], "train.lr"),
+    (["config", "--set", "profile=paper"], "profile"),
+    (["config", "--profile", "paper", "--set", "data.clip_len=40"], "data.overlap"),
     (["synth", "out", "--games", "abc"], "--games"),  # typer's own checks: one line too, not a box
     (["synth", "out", "--bogus"], "--bogus"),
     (["synth"], "out"),

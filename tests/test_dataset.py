@@ -145,7 +145,7 @@ def test_two_head_codec_gives_a_team_target(games):
 
 
 def test_old_label_games_use_the_old_codec_per_half(games):
-    cfg = get_config(overrides={**SIZE, "data.clip_len": 8, "data.radius": 2})
+    cfg = get_config(overrides={**SIZE, "data.clip_len": 8, "data.overlap": 4, "data.radius": 2})
     ds = ClipDataset([games["old"]], cfg, OLD, n_clips=40, event_bias=0.5, seed=4)
     ft.test_eq([(v.path.name, v.half, v.n_frames) for v in ds.videos], [("1_224p.mkv", 1, 120), ("2_224p.mkv", 2, 90)])
     (c1, _, t1), (c2, _, t2) = ds.targets
@@ -200,7 +200,7 @@ def test_clip_starts_examples():
 # --- training clips
 
 def test_training_clips_are_deterministic_per_seed_and_epoch(games):
-    cfg = get_config(overrides={**SIZE, "data.clip_len": 16})
+    cfg = get_config(overrides={**SIZE, "data.clip_len": 16, "data.overlap": 8})
     make = lambda seed: ClipDataset([games["ball"], games["short"]], cfg, MERGED, n_clips=10, seed=seed)
     a, b = make(0), make(0)
     items = [a[i] for i in range(10)]
@@ -235,7 +235,7 @@ def test_a_video_shorter_than_a_clip_is_padded_with_background(games):
 
 
 def test_event_bias_and_clip_bounds(games):
-    cfg = get_config(overrides={**SIZE, "data.clip_len": 16})
+    cfg = get_config(overrides={**SIZE, "data.clip_len": 16, "data.overlap": 8})
     ds = ClipDataset([games["ball"], games["short"]], cfg, MERGED, n_clips=200, event_bias=1.0, seed=5)
     for i in range(len(ds)):
         video, start = ds.clip(i)
@@ -247,7 +247,7 @@ def test_event_bias_and_clip_bounds(games):
 
 
 def test_augment_runs_with_a_reproducible_generator(games):
-    cfg = get_config(overrides={**SIZE, "data.clip_len": 8})
+    cfg = get_config(overrides={**SIZE, "data.clip_len": 8, "data.overlap": 4})
     def augment(item, rng):
         return {**item, "noise": float(rng.random())}
     ds = ClipDataset([games["ball"]], cfg, MERGED, n_clips=3, augment=augment)

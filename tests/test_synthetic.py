@@ -3,7 +3,7 @@
 Every test here reads real games written to disk (small ones: a few hundred frames at 224 px, or two
 2-minute games at 64 px made through `dudek synth`). The module-scoped fixtures make each set once.
 """
-import hashlib, json, os, subprocess, sys, warnings
+import hashlib, json, os, subprocess, sys, time, warnings
 from collections import Counter
 from pathlib import Path
 
@@ -409,7 +409,8 @@ def unwritable_folder(tmp_path):
 
 
 @pytest.mark.parametrize("case", ["--games -1", "--minutes -2", "--min-events -1", "--kind video", "--height 63",
-                                  "out is a file", "out under a file", "unwritable"])
+                                  "--rare-boost inf", "--variability nan", "--variability inf", "--replays 2", "--height 100000",
+                                  "--games 100000000", "--minutes nan", "out is a file", "out under a file", "unwritable"])
 def test_bad_options_one_line_and_nothing_written(case, tmp_path):
     out, args = tmp_path / "games", case.split() if case.startswith("--") else []
     if case == "out is a file": out.write_text("not a folder")
@@ -422,6 +423,7 @@ def test_bad_options_one_line_and_nothing_written(case, tmp_path):
     assert res.returncode == 2, (res.returncode, res.stderr)
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in res.stderr, res.stderr
+    if case.startswith("--"): assert case.split()[0] in lines[0], lines[0]  # the option at fault is the one named
     assert res.stdout == ""
     assert sorted(tmp_path.rglob("*")) == before  # nothing created
 
@@ -433,3 +435,21 @@ def test_same_frames_same_video_bytes(tmp_path):
     frames = [f.copy() for h in g.halves for f in r.frames(h, project_half(g.camera, h))]
     digests = {hashlib.sha1(write_video(tmp_path / "v.mp4", iter(frames)).read_bytes()).hexdigest() for _ in range(6)}
     assert len(digests) == 1, digests
+
+
+def test_killed_resynthesis_leaves_every_game_whole(tmp_path):
+    "A re-synthesis (longer games, same names) killed while writing leaves the old games untouched; the next run removes its leftovers."
+    out = tmp_path / "games"
+    assert dudek_cli("synth", out, "--games", 2, "--minutes", 0.2, "--height", 64, "--workers", 1).returncode == 0
+    before = {g.rel: files_of(g.path) for g in find_games(out)}
+    proc = subprocess.Popen([sys.executable, "-m", "dudek", "synth", str(out), "--games", "2", "--minutes", "1.5", "--height", "64",
+                             "--workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not [p for p in out.rglob(".*.tmp") if p.is_dir() and any(p.iterdir())]: time.sleep(0.02)
+    proc.kill(); proc.wait()
+    assert list(out.rglob(".*.tmp")), "the kill came too late to test anything"
+    assert {g.rel: files_of(g.path) for g in find_games(out)} == before  # each game old and whole: no new video beside old labels
+    assert dudek_cli("synth", out, "--games", 1, "--minutes", 0.2, "--height", 64, "--workers", 1).returncode == 0
+    assert not list(out.rglob(".*.tmp"))
+    assert {g.rel: files_of(g.path) for g in find_games(out)} == before  # the same game rewritten, and nothing left over
