@@ -93,16 +93,21 @@ class GameVideo:
     half: int = 1  # 1 for ball games; the half (1, 2) for old action games
 
 def game_videos(game: Game, index: int = 0, include_not_shown: bool = True) -> list[GameVideo]:
-    "The labelled videos of `game` (one per half for old action games)."
+    "The labelled videos of `game` (one per half for old action games); labels that do not fit their videos are an `InputError`."
     labels = game.read_labels()
     if labels is None: raise InputError(game.path, "labels", "a label file (training needs labelled games)")
     if game.video is None: raise InputError(game.path, "video", "a video beside the label file")
     paths = [game.video] if game.kind == "ball" else list(game.videos)
+    halves = sorted({a.half for a in labels.annotations} - set(range(1, len(paths) + 1))) if game.kind == "actions" else []
+    if halves: raise InputError(game.labels, "annotations", f"halves 1..{len(paths)} (one video per half), got events of half {halves[0]}")
     out = []
     for half, path in enumerate(paths, 1):
         info = video_info(path)
         anns = [a for a in labels.annotations if (game.kind == "ball" or a.half == half)
                 and (include_not_shown or a.visibility == "visible")]
+        late = [a for a in anns if a.frame(info.fps) >= info.n_frames]
+        if late: raise InputError(game.labels, "annotations", f"events inside the video {Path(path).name} ({info.n_frames} frames), got "
+                                                            f"{late[0].label} at {late[0].position} ms and {len(late) - 1} more past its end")
         events = sorted(((a.frame(info.fps), a.label, a.team) for a in anns), key=lambda e: e[0])
         out.append(GameVideo(Path(path), info.n_frames, events, index, half))
     return out

@@ -569,6 +569,7 @@ def train_stage(stage: str, run, data=None, old_data=None, profile: str = "tiny"
         if cfg.augment.p_mixup > 0:
             hook = lambda b, epoch, step: mixup(b, np.random.default_rng([cfg.seed, epoch, step, 2]), codec.n_classes,
                                                 cfg.augment.p_mixup, cfg.augment.mixup_alpha)
+    for g in [*split["val"], *split.get("test", [])]: game_videos(g)  # every input checked before the first step, not after an epoch
     validate, select, mode = None, None, "min"
     if split["val"]:
         val_codec = get_codec("old") if stage == "pretrain" else codec

@@ -287,3 +287,13 @@ def test_vision_frames_hand_out_the_ground_truth_of_their_frames(games):
                                                                   seed=3)[i]["start"] for i in range(12)])
     with pytest.raises(InputError, match="ground truth frame"):
         VisionFrames([games["ball"]], cfg, lambda g: {"frame": np.zeros(5)})
+
+
+def test_labels_that_do_not_fit_their_videos_are_an_error(tmp_path):
+    late = ball_game(tmp_path / "late", 50, [(10, "PASS", "left"), (60, "GOAL", "left"), (70, "OUT", "left")])
+    ft.test_fail(lambda: game_videos(late), contains="got GOAL at 2420 ms and 1 more past its end")
+    folder = tmp_path / "old/league/season/old"
+    for half in (1, 2): write_video(folder / f"{half}_224p.mkv", (frame_code(i, 32, 56) for i in range(30)), gop=25)
+    write_action_labels(folder / "Labels-v2.json", ActionLabels("league/season/old", [ann(5, "Kick-off", "home"),
+                                                                                     ann(5, "Goal", "away", half=3)]))
+    ft.test_fail(lambda: game_videos(find_games(tmp_path / "old")[0]), contains="got events of half 3")

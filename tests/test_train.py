@@ -176,3 +176,27 @@ def test_vision_stage_exports_a_backbone_that_starts_a_tdeed(tmp_path):
     enc = model.encoder.state_dict()
     ft.test_eq(set(enc), set(sd))
     ft.test_eq(all(torch.equal(enc[k], sd[k].to(enc[k].dtype)) for k in sd), True)
+
+
+@pytest.mark.parametrize("fault", ["an event past the end", "a truncated video", "labels that are not JSON"])
+def test_bad_validation_game_fails_before_the_first_step(fault, tmp_path):
+    "A validation game that cannot be scored stops `dudek train` at once (one line, exit 2), not after a lost epoch."
+    from dudek.annotations import find_games
+    from dudek.dataset import split_games
+    data = tiny_games(tmp_path / "games", n_games=3)
+    cfg = get_config(overrides=[s for s in TINY if not s.startswith("data.n_val")])
+    (val,) = split_games(find_games(data, kind="ball"), cfg.data.n_val, cfg.data.n_test, cfg.seed)["val"]
+    if fault == "an event past the end":
+        labels = val.read_labels()
+        late = frame_to_position(500)
+        write_ball_labels(val.labels, BallLabels(labels.url_local, None, [*labels.annotations,
+                                                                          Annotation(game_time_of(late), "GOAL", late, "left")]))
+    elif fault == "a truncated video": val.video.write_bytes(val.video.read_bytes()[:3000])
+    else: val.labels.write_text("{not json")
+    run = tmp_path / "run"
+    p = dudek_train("--stage", "finetune", "--data", str(data), "--run", str(run),
+                    *[a for s in TINY if not s.startswith("data.n_val") for a in ("--set", s)], "--set", "train.epochs=3")
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 2, err[-2000:]
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error:") and val.rel.split("/")[-1] in err, err
+    assert not list(run.glob("*.pt"))  # no step was taken
