@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_annotations.ipynb #fa3fa05e
 from __future__ import annotations
-import json, os, re, zipfile
+import json, os, re, zipfile, zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,12 +14,13 @@ from .labels import BALL_LABELS, OLD_LABELS, TEAMS, OLD_TEAMS
 from .files import InputError, atomic_write, atomic_path, safe_join
 
 # %% auto #0
-__all__ = ['VISIBILITIES', 'VIDEO_SUFFIXES', 'BALL_VIDEOS', 'BALL_LABEL_FILES', 'ACTION_VIDEOS', 'ACTION_LABEL_FILES',
-           'TRUTH_FILE', 'TRUTH_ARRAYS', 'position_to_frame', 'frame_to_position', 'parse_game_time',
-           'format_game_time', 'game_time_of', 'Annotation', 'BallLabels', 'ActionLabels', 'Prediction', 'Predictions',
-           'read_ball_labels', 'read_action_labels', 'write_ball_labels', 'write_action_labels', 'read_predictions',
-           'write_predictions', 'game_rel', 'write_game_predictions', 'write_submission', 'read_submission', 'Game',
-           'find_games', 'truth_path', 'write_truth', 'read_truth', 'flip_truth']
+__all__ = ['MAX_POSITION', 'VISIBILITIES', 'VIDEO_SUFFIXES', 'MAX_ENTRY', 'BALL_VIDEOS', 'BALL_LABEL_FILES', 'ACTION_VIDEOS',
+           'ACTION_LABEL_FILES', 'TRUTH_FILE', 'TRUTH_ARRAYS', 'position_to_frame', 'frame_to_position',
+           'parse_game_time', 'format_game_time', 'game_time_of', 'Annotation', 'BallLabels', 'ActionLabels',
+           'Prediction', 'Predictions', 'read_ball_labels', 'read_action_labels', 'write_ball_labels',
+           'write_action_labels', 'read_predictions', 'write_predictions', 'game_rel', 'write_game_predictions',
+           'write_submission', 'read_submission', 'Game', 'find_games', 'truth_path', 'write_truth', 'read_truth',
+           'flip_truth']
 
 # %% ../nbs/01_annotations.ipynb #ca157198
 def position_to_frame(position_ms: int, fps: float = 25.0) -> int:
@@ -126,8 +127,12 @@ def _load_json(path, text: str | None = None) -> dict:
         except (OSError, UnicodeDecodeError) as e: raise InputError(path, "file", f"a readable UTF-8 file ({e})") from None
     try: obj = json.loads(text)
     except json.JSONDecodeError as e: raise InputError(path, "JSON", f"valid JSON ({e})") from None
+    except (ValueError, RecursionError) as e:  # a number of thousands of digits, or nesting thousands deep
+        raise InputError(path, "JSON", f"JSON of sane numbers and depth ({type(e).__name__}: {str(e)[:80]})") from None
     if not isinstance(obj, dict): raise InputError(path, "top level", f"a JSON object, got {type(obj).__name__}")
     return obj
+
+MAX_POSITION = 10 ** 9  # ms: 11 days, far beyond any video
 
 class _Checker:
     "Typed access to JSON fields that raises `InputError(path, 'where.field', expected)`."
@@ -155,11 +160,12 @@ class _Checker:
         return v
 
     def position(self, obj, key, where=""):
-        "A non-negative integer, or a string of one (how the label files store it)."
+        "A non-negative integer below `MAX_POSITION`, or a string of one (how the label files store it)."
         v, w = self.get(obj, key, where)
-        if isinstance(v, str) and re.fullmatch(r"\d+", v.strip()): return int(v)
-        if isinstance(v, int) and not isinstance(v, bool) and v >= 0: return v
-        self.fail(w, "a non-negative integer number of milliseconds (or a string of one)", v)
+        if isinstance(v, str) and re.fullmatch(r"\d{1,12}", v.strip()): v = int(v)
+        if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < MAX_POSITION: return v
+        self.fail(w, f"a non-negative integer number of milliseconds below {MAX_POSITION} (or a string of one)",
+                  v if len(repr(v)) < 60 else repr(v)[:40] + "...")
 
     def game_time(self, obj, key, where="", required=True, allow_null=False):
         v, w = self.get(obj, key, where, required)
@@ -287,6 +293,8 @@ def write_submission(path, predictions: dict[str, Predictions]) -> Path:
             z.writestr(name.relative_to(Path("/sub").resolve()).as_posix(), _predictions_json(p, p.url_local or rel))
     return Path(path)
 
+MAX_ENTRY = 64 << 20  # bytes read at most from one zip entry (real prediction files are a few MB)
+
 def read_submission(src, labels=BALL_LABELS, teams=TEAMS) -> dict[str, Predictions]:
     "`{game_rel: Predictions}` from a submission zip or a folder of `results_spotting.json` files."
     src, out = Path(src), {}
@@ -295,11 +303,18 @@ def read_submission(src, labels=BALL_LABELS, teams=TEAMS) -> dict[str, Predictio
             out[f.parent.relative_to(src).as_posix()] = read_predictions(f, labels, teams)
         return out
     if not zipfile.is_zipfile(src): raise InputError(src, "file", "a submission zip or a folder of results_spotting.json files")
-    with zipfile.ZipFile(src) as z:
-        for name in sorted(n for n in z.namelist() if n.endswith("results_spotting.json")):
-            try: text = z.read(name).decode("utf-8")
-            except UnicodeDecodeError as e: raise InputError(f"{src}:{name}", "file", f"UTF-8 text ({e})") from None
-            out[game_rel(str(Path(name).parent))] = read_predictions(f"{src}:{name}", labels, teams, text=text)
+    try:
+        with zipfile.ZipFile(src) as z:
+            for name in sorted(n for n in z.namelist() if n.endswith("results_spotting.json")):
+                with z.open(name) as f: data = f.read(MAX_ENTRY + 1)  # what the entry holds, not what its header says
+                if len(data) > MAX_ENTRY: raise InputError(f"{src}:{name}", "file", f"at most {MAX_ENTRY >> 20} MB of predictions")
+                try: text = data.decode("utf-8")
+                except UnicodeDecodeError as e: raise InputError(f"{src}:{name}", "file", f"UTF-8 text ({e})") from None
+                rel = game_rel(str(Path(name).parent))
+                if rel in out: raise InputError(f"{src}:{name}", "game", f"one prediction file per game, {rel} has two")
+                out[rel] = read_predictions(f"{src}:{name}", labels, teams, text=text)
+    except (zipfile.BadZipFile, RuntimeError, NotImplementedError, OSError, EOFError, zlib.error) as e:  # corrupt, encrypted, unsupported
+        raise InputError(src, "zip", f"a readable, unencrypted zip ({type(e).__name__}: {e})") from None
     return out
 
 # %% ../nbs/01_annotations.ipynb #0954f09b

@@ -88,7 +88,7 @@ def train_cmd(stage: str = typer.Option(..., help="vision, pretrain, finetune or
               resume: bool = typer.Option(False, "--resume", help="continue from the run folder's last checkpoint"),
               final: bool = typer.Option(False, "--final", help="train on every labelled game, no validation"),
               from_scratch: bool = typer.Option(False, "--from-scratch", help="recompute the vision stage instead of the shipped checkpoint"),
-              checkpoint_steps: int = typer.Option(0, help="also checkpoint every N steps (0: at the end of each epoch only)"),
+              checkpoint_steps: int = typer.Option(0, min=0, help="also checkpoint every N steps (0: at the end of each epoch only)"),
               cache: Optional[Path] = typer.Option(None, help="folder for decoded-frame caches (faster epochs, more disk)"),
               export: Optional[Path] = typer.Option(None, help="vision stage: also write the backbone weights (+ .json provenance) here"),
               quiet: bool = typer.Option(False, "--quiet", help="no progress bars or epoch lines")):

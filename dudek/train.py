@@ -422,7 +422,7 @@ def evaluate_games(model: nn.Module, games: Sequence[Game], cfg: Config, codec: 
 def load_init(model: nn.Module, path) -> dict:
     "Load a checkpoint's model weights into `model` where names and shapes match (class head only if the same head)."
     ck = load_checkpoint(path)
-    sd = ck.get("model", ck)
+    sd = ck.get("model", ck) if isinstance(ck, dict) else None
     if not isinstance(sd, dict) or not sd: raise InputError(path, "model", "a checkpoint holding a model state dict")
     own = model.state_dict()
     same_head = ck.get("config", {}).get("model", {}).get("head") == getattr(model, "head", None)

@@ -96,6 +96,8 @@ MALFORMED = [
     ("results_spotting.json", _set(PRED, "half", 1.5), "predictions[1].half"),
     ("results_spotting.json", _set(PRED, "gameTime", "12:31"), "predictions[1].gameTime"),
     ("results_spotting.json", _top(PRED, "predictions", [None]), "predictions[0]"),
+    ("results_spotting.json", _set(PRED, "position", 10 ** 40), "predictions[1].position"),  # a 40-digit position
+    ("Labels-ball.json", _set(BALL, "position", "9" * 40), "annotations[1].position"),
 ]
 
 
@@ -279,3 +281,26 @@ def test_videos_of_other_heights_are_found(tmp_path):
     assert [v.name for v in games["l/s/old", "actions"].videos] == ["1_64p.mkv", "2_64p.mkv"]
     assert [v.name for v in games["l/s/both", "ball"].videos] == ["720p.mp4", "64p.mp4"]
     assert [v.name for v in games["l/s/both", "actions"].videos] == ["1_720p.mkv"]  # the preferred pair, even without its half 2
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"predictions": [' + "9" * 5000 + "]}"])
+def test_pathological_json_is_one_line(tmp_path, text):
+    "JSON nested 100,000 deep, or a number of 5,000 digits: a one-line error, not a traceback."
+    (tmp_path / "results_spotting.json").write_text(text)
+    ft.test_fail(lambda: read_predictions(tmp_path / "results_spotting.json"), contains="results_spotting.json: JSON: ")
+
+
+def test_submission_zips_that_cannot_be_read(tmp_path):
+    good = json.dumps(PRED)
+    with zipfile.ZipFile(tmp_path / "twice.zip", "w") as f:  # the same game twice (another folder spelling)
+        f.writestr("l/s/g/results_spotting.json", good)
+        f.writestr("./l/s/g/results_spotting.json", good)
+    ft.test_fail(lambda: read_submission(tmp_path / "twice.zip"), contains="one prediction file per game, l/s/g has two")
+    with zipfile.ZipFile(tmp_path / "big.zip", "w", zipfile.ZIP_DEFLATED) as f:  # a small zip of a huge entry
+        f.writestr("l/s/g/results_spotting.json", " " * (70 << 20))
+    ft.test_eq((tmp_path / "big.zip").stat().st_size < 1 << 20, True)
+    ft.test_fail(lambda: read_submission(tmp_path / "big.zip"), contains="at most 64 MB of predictions")
+    raw = bytearray((tmp_path / "twice.zip").read_bytes())
+    raw[40:60] = b"\0" * 20  # damage the first entry's data
+    (tmp_path / "corrupt.zip").write_bytes(bytes(raw))
+    with pytest.raises(InputError): read_submission(tmp_path / "corrupt.zip")

@@ -32,6 +32,7 @@ def test_config_resolves_profile_and_overrides():
     (["config", "--set", "train.lr=NaN"], "train.lr"),
     (["config", "--set", "profile=paper"], "profile"),
     (["config", "--profile", "paper", "--set", "data.clip_len=40"], "data.overlap"),
+    (["train", "--stage", "finetune", "--data", "d", "--run", "r", "--checkpoint-steps", "-1"], "--checkpoint-steps"),
     (["synth", "out", "--games", "abc"], "--games"),  # typer's own checks: one line too, not a box
     (["synth", "out", "--bogus"], "--bogus"),
     (["synth"], "out"),

@@ -200,3 +200,9 @@ def test_bad_validation_game_fails_before_the_first_step(fault, tmp_path):
     assert p.returncode == 2, err[-2000:]
     assert len(err.strip().splitlines()) == 1 and err.startswith("error:") and val.rel.split("/")[-1] in err, err
     assert not list(run.glob("*.pt"))  # no step was taken
+
+
+def test_init_that_is_not_a_checkpoint_is_one_line(tmp_path):
+    torch.save([1, 2, 3], tmp_path / "list.pt")
+    model = build_model(get_config(overrides=["model.pretrained="]))
+    ft.test_fail(lambda: load_init(model, tmp_path / "list.pt"), contains="list.pt: model: a checkpoint holding a model state dict")
