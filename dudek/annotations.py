@@ -363,7 +363,9 @@ def find_games(root, kind: str | None = None) -> list[Game]:
     if kind not in (None, "ball", "actions"): raise ValueError(f"kind: expected None, 'ball' or 'actions', got {kind!r}")
     games = []
     for d, dirs, files in os.walk(root):
-        dirs[:] = sorted(x for x in dirs if not x.startswith("."))
+        dirs[:] = sorted(x for x in dirs if not x.startswith("."))  # hidden: e.g. a game still being written
+        odd = [x for x in dirs if x in (*BALL_LABEL_FILES, *ACTION_LABEL_FILES) or _OTHER_VIDEO.match(x)]
+        if odd: raise InputError(Path(d) / odd[0], "game file", "a file (this is a folder)")  # else the game would silently vanish
         folder, files = Path(d), set(files)
         rel = folder.relative_to(root).as_posix()
         vids = [folder / n for n in _ball_videos(files)]

@@ -354,15 +354,14 @@ def crossing(path):
 
 # %% ../nbs/04a_engine.ipynb #145907ad
 @patch
-def mates(self: MatchEngine, p, keeper=False):
-    "Team-mates of `p` (the keeper only if `keeper`)."
-    return [q for q in range(11 * team_of(p), 11 * team_of(p) + 11) if q != p and (keeper or q not in KEEPERS)]
+def mates(self: MatchEngine, p):
+    "The outfield team-mates of `p`."
+    return [q for q in outfield(team_of(p)) if q != p]
 
 @patch
-def opponents(self: MatchEngine, p, keeper=False):
-    "Opponents of `p` (their keeper only if `keeper`)."
-    t = 1 - team_of(p)
-    return [q for q in range(11 * t, 11 * t + 11) if keeper or q not in KEEPERS]
+def opponents(self: MatchEngine, p):
+    "The outfield opponents of `p`."
+    return outfield(1 - team_of(p))
 
 @patch
 def att(self: MatchEngine, p, xy=None):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_metrics.ipynb #f1af5779
 from __future__ import annotations
-import contextlib, io, math
+import contextlib, io, math, warnings
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -70,8 +70,12 @@ def scored_half(game_time: str) -> int:
     return int(game_time[0])
 
 def event_spots(labels: BallLabels, fps: float = FPS) -> Spots:
-    "The ground-truth cells of a label file: half-1 annotations only, 1 if visible, -1 if not shown."
+    "The ground-truth cells of a label file: half-1 annotations only (a warning names the others), 1 if visible, -1 if not shown."
     anns = [a for a in labels.annotations if scored_half(a.game_time) == 1]
+    if len(anns) < len(labels.annotations):
+        halves = sorted({scored_half(a.game_time) for a in labels.annotations} - {1})
+        warnings.warn(f"{labels.url_local or 'a label file'}: {len(labels.annotations) - len(anns)} event(s) of half "
+                      f"{', '.join(map(str, halves))} not scored (the official scorer reads half 1 only)", stacklevel=2)
     return Spots([position_to_frame(a.position, fps) for a in anns], [team_column(a.label, a.team) for a in anns],
                  [-1.0 if a.visibility == "not shown" else 1.0 for a in anns])
 

@@ -304,3 +304,13 @@ def test_submission_zips_that_cannot_be_read(tmp_path):
     raw[40:60] = b"\0" * 20  # damage the first entry's data
     (tmp_path / "corrupt.zip").write_bytes(bytes(raw))
     with pytest.raises(InputError): read_submission(tmp_path / "corrupt.zip")
+
+
+@pytest.mark.parametrize("name", ["Labels-ball.json", "224p.mp4", "Labels-v2.json", "1_224p.mkv"])
+def test_game_file_that_is_a_folder_is_an_error(tmp_path, name):
+    "A label file or a video that is a folder would make its game vanish (and the split change) without a word."
+    _tree(tmp_path, {"l/s/g1": ["224p.mp4", "Labels-ball.json"], "l/s/g2": ["224p.mp4", "1_224p.mkv", "Labels-v2.json"]})
+    target = tmp_path / "l/s/g2" / name
+    if target.exists(): target.unlink()
+    target.mkdir()
+    ft.test_fail(lambda: find_games(tmp_path), contains=f"g2/{name}: game file: a file (this is a folder)")

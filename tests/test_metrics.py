@@ -238,3 +238,13 @@ def test_cli_evaluate(tmp_path):
     ft.test_eq(r.returncode, 2)
     ft.test_eq(len(r.stderr.strip().splitlines()), 1)
     ft.test_eq("predictions[0].label" in r.stderr, True)
+
+
+def test_events_of_other_halves_are_named_when_dropped():
+    "The official scorer reads half 1 only; events of other halves are not scored, and a warning says how many and which."
+    from dudek.metrics import event_spots
+    anns = [Annotation("1 - 00:01", "PASS", 1000, "left"), Annotation("3 - 00:02", "GOAL", 2000, "left"),
+            Annotation("7 - 00:03", "SHOT", 3000, "right")]
+    with pytest.warns(UserWarning, match="l/s/g/: 2 event\\(s\\) of half 3, 7 not scored"):
+        spots = event_spots(BallLabels("l/s/g/", None, anns))
+    ft.test_eq(len(spots.frame), 1)
