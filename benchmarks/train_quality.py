@@ -50,9 +50,10 @@ def one_seed(seed: int, run: Path, data, old, tests: dict, a, cache) -> dict:
     stages, init = {}, None
     if a.pretrain_epochs:
         stages["pretrain"] = train_stage("pretrain", run / "pretrain", data=old, overrides=[*common, f"train.epochs={a.pretrain_epochs}"],
-                                         quiet=True, cache_dir=cache, resume=True)
+                                         quiet=True, cache_dir=cache, resume=(run / "pretrain" / "last.pt").exists())
         init = run / "pretrain" / "best.pt"
-    stages["finetune"] = train_stage("finetune", run / "finetune", data=data, init=init, quiet=True, cache_dir=cache, resume=True,
+    stages["finetune"] = train_stage("finetune", run / "finetune", data=data, init=init, quiet=True, cache_dir=cache,
+                                     resume=(run / "finetune" / "last.pt").exists(),
                                      overrides=[*common, f"train.epochs={a.finetune_epochs}"])
     model, cfg = load_trained(run / "finetune" / "best.pt")
     out = {"seed": seed, "train_seconds": {k: round(s["train_seconds"], 1) for k, s in stages.items()},

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_config.ipynb #b32d2428
 from __future__ import annotations
-import importlib, json, math, os, platform, subprocess, sys, time
+import importlib, json, math, os, platform, subprocess, sys, time, uuid
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -12,9 +12,9 @@ from typing import Any, get_type_hints
 from .files import InputError, atomic_write, remove_stale_temps
 
 # %% auto #0
-__all__ = ['SECTIONS', 'PROFILES', 'LIMITS', 'CHOICES', 'DataConfig', 'ModelConfig', 'AugmentConfig', 'TrainConfig', 'PostConfig',
-           'Config', 'set_field', 'check_config', 'parse_overrides', 'get_config', 'overrides_from_params',
-           'save_config', 'load_config', 'make_run_dir', 'provenance']
+__all__ = ['SECTIONS', 'PROFILES', 'LIMITS', 'CHOICES', 'RUN_ID', 'DataConfig', 'ModelConfig', 'AugmentConfig', 'TrainConfig',
+           'PostConfig', 'Config', 'set_field', 'check_config', 'parse_overrides', 'get_config',
+           'overrides_from_params', 'save_config', 'load_config', 'make_run_dir', 'run_id', 'provenance']
 
 # %% ../nbs/03_config.ipynb #de14cb90
 @dataclass
@@ -212,6 +212,8 @@ def load_config(path) -> Config:
     if not isinstance(d, dict): raise InputError(path, "config", "a JSON object")
     return Config.from_dict(d, str(path))
 
+RUN_ID = "run_id"  # the file holding a run folder's id
+
 def make_run_dir(path, cfg: Config, resume: bool = False) -> Path:
     "Create the run folder `path` holding `config.json`: a new or empty folder, or (`resume`) a run's own folder and configuration."
     run = Path(path)
@@ -220,12 +222,19 @@ def make_run_dir(path, cfg: Config, resume: bool = False) -> Path:
     cfg_path = run / "config.json"
     if cfg_path.exists() and load_config(cfg_path) != cfg:
         raise InputError(cfg_path, "config", "the same configuration as this run (use another run folder)")
-    held = sorted(p.name for p in run.iterdir() if p.name != "config.json") if run.is_dir() else []
+    held = sorted(p.name for p in run.iterdir() if p.name not in ("config.json", RUN_ID)) if run.is_dir() else []
     if held and not resume: raise InputError(run, "run folder", f"an empty or new folder (it holds {held[0]}; or resume the run)")
     if held and not cfg_path.exists(): raise InputError(run, "run folder", f"a run folder to resume (it holds {held[0]} but no config.json)")
+    if resume and not held: raise InputError(run, "--resume", "a run folder holding checkpoints (nothing to resume here)")
     run.mkdir(parents=True, exist_ok=True)
     save_config(cfg, cfg_path)
+    if not (run / RUN_ID).exists(): atomic_write(run / RUN_ID, uuid.uuid4().hex + "\n")  # its checkpoints will carry it
     return run
+
+def run_id(run) -> str | None:
+    "The id a run folder got when it was created (its checkpoints carry it), None for a folder without one."
+    p = Path(run) / RUN_ID
+    return p.read_text().strip() if p.is_file() else None
 
 # %% ../nbs/03_config.ipynb #78c2857b
 def provenance(command: str | None = None, **extra) -> dict:

@@ -17,7 +17,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .files import InputError, atomic_path, atomic_write
-from .config import Config, TrainConfig, get_config, make_run_dir, provenance
+from .config import Config, TrainConfig, get_config, make_run_dir, provenance, run_id
 from .labels import BALL_LABELS, Codec, get_codec
 from .annotations import Game, find_games
 from .metrics import event_spots, json_ready, spotting_scores
@@ -266,9 +266,15 @@ def fit(model: nn.Module, train_set: Dataset, task: Task, run, cfg: Config, resu
     scaler = torch.amp.GradScaler("cuda", enabled=amp and amp_dtype == torch.float16)
     ema = ModelEMA(model, tcfg.ema) if tcfg.ema > 0 else None
     pos = {"epoch": 0, "step": 0, "history": [], "best": None, "sums": {}}
-    if resume and (run / "last.pt").exists():
+    own_id = run_id(run)
+    if resume:
+        if not (run / "last.pt").exists(): raise InputError(run, "--resume", "a run folder holding last.pt (nothing to resume here)")
         ck = load_checkpoint(run / "last.pt", map_location=device)
-        model.load_state_dict(ck["model"]); opt.load_state_dict(ck["optimizer"]); sched.load_state_dict(ck["scheduler"])
+        if None not in (own_id, ck.get("run_id")) and ck["run_id"] != own_id:
+            raise InputError(run / "last.pt", "run_id", "a checkpoint of this run (it is another run's)")
+        try: model.load_state_dict(ck["model"]); opt.load_state_dict(ck["optimizer"]); sched.load_state_dict(ck["scheduler"])
+        except (KeyError, RuntimeError, ValueError) as e:
+            raise InputError(run / "last.pt", "model", f"the training state of this stage's model ({type(e).__name__})") from None
         scaler.load_state_dict(ck["scaler"])
         if ema is not None: ema.load_state_dict(ck["ema"])
         set_rng_state(ck["rng"])
@@ -283,7 +289,7 @@ def fit(model: nn.Module, train_set: Dataset, task: Task, run, cfg: Config, resu
     def state():
         return {"model": model_state(model), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                 "scaler": scaler.state_dict(), "ema": ema.state_dict() if ema else None, "rng": rng_state(),
-                **pos, "config": cfg.to_dict(), "meta": meta or {}}
+                **pos, "config": cfg.to_dict(), "meta": meta or {}, "run_id": own_id}
 
     def weights(record):
         trained = ema.module if ema else model
@@ -541,7 +547,7 @@ def train_stage(stage: str, run, data=None, old_data=None, profile: str = "tiny"
     if info.main: make_run_dir(run, cfg, resume)
     if from_scratch and not (run / "vision" / "backbone.pt").exists():
         vision_cfg = stage_config("vision", profile, {k: v for k, v in vision_overrides(overrides).items()}, cfg.data.root)
-        train_vision(vision_cfg, run / "vision", resume, quiet, checkpoint_steps, cache_dir, None, info)
+        train_vision(vision_cfg, run / "vision", resume and (run / "vision" / "last.pt").exists(), quiet, checkpoint_steps, cache_dir, None, info)
     if info.active: dist.barrier()
     t0 = time.perf_counter()
     if cfg.train.threads: torch.set_num_threads(cfg.train.threads)

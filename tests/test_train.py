@@ -206,3 +206,19 @@ def test_init_that_is_not_a_checkpoint_is_one_line(tmp_path):
     torch.save([1, 2, 3], tmp_path / "list.pt")
     model = build_model(get_config(overrides=["model.pretrained="]))
     ft.test_fail(lambda: load_init(model, tmp_path / "list.pt"), contains="list.pt: model: a checkpoint holding a model state dict")
+
+
+def test_resume_needs_this_runs_checkpoint(data, tmp_path):
+    "`--resume` of a folder with nothing to resume, or holding another run's last.pt, is one line (exit 2), nothing merged."
+    p = dudek_train(*train_args(data, tmp_path / "nothing", "--resume"))
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 2 and "nothing to resume" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "nothing").exists()
+    for name in ("a", "b"):
+        p = dudek_train(*train_args(data, tmp_path / name, "--set", "train.epochs=1"))
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    (tmp_path / "b" / "last.pt").write_bytes((tmp_path / "a" / "last.pt").read_bytes())  # same configuration, another run
+    p = dudek_train(*train_args(data, tmp_path / "b", "--set", "train.epochs=1", "--resume"))
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 2 and "last.pt: run_id: a checkpoint of this run" in err, err
