@@ -24,7 +24,8 @@ from dudek.annotations import find_games
 from dudek.labels import BALL_LABELS, get_codec
 from dudek.metrics import json_ready
 from dudek.synthetic import synthesize
-from dudek.train import evaluate_games, load_trained, train_stage
+from dudek.infer import evaluate_games, load_trained
+from dudek.train import train_stage
 
 DATA = {  # folder -> synthesize(...) keyword arguments
     "train": dict(n_games=7, minutes=4.0, seed=0, rare_boost=3.0, min_events_per_class=2),

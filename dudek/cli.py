@@ -14,7 +14,8 @@ from .files import InputError
 from .config import get_config
 
 # %% auto #0
-__all__ = ['app', 'DudekApp', 'main', 'config_cmd', 'evaluate_cmd', 'train_cmd', 'synth_size', 'synth_cmd']
+__all__ = ['app', 'DudekApp', 'main', 'config_cmd', 'evaluate_cmd', 'train_cmd', 'infer_cmd', 'tune_cmd', 'synth_size',
+           'synth_cmd']
 
 # %% ../nbs/90_cli.ipynb #613b9b8f
 class DudekApp(typer.Typer):
@@ -99,6 +100,41 @@ def train_cmd(stage: str = typer.Option(..., help="vision, pretrain, finetune or
     summary = train_stage(stage, run, data, old_data, profile, set_, init, resume, final, from_scratch,
                           True if quiet else None, checkpoint_steps, cache, export)
     if int(os.environ.get("RANK", 0)) == 0: print(json.dumps(json_ready(summary), default=str))
+
+# %% ../nbs/90_cli.ipynb #94c3beba
+# cli: infer
+@app.command("infer")
+def infer_cmd(source: Path = typer.Argument(..., help="a game folder, a folder of games, or a video file"),
+              checkpoint: Path = typer.Option(..., help="a fine-tuned checkpoint (the finetune run's best.pt)"),
+              out: Path = typer.Option(..., help="results_spotting.json to write (one game or video), or a folder (a folder of games)"),
+              tta: Optional[str] = typer.Option(None, help="flip: also average a mirrored pass (default: the checkpoint's post.flip_tta)"),
+              raw: Optional[Path] = typer.Option(None, help="also save each game's per-frame scores (raw_scores.npz) under this folder"),
+              params: Optional[Path] = typer.Option(None, help="Soft-NMS parameters (JSON, e.g. from dudek tune) instead of the checkpoint's"),
+              zip_: Optional[Path] = typer.Option(None, "--zip", help="also write the submission zip (a folder of games)"),
+              device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1, ... (default: cuda if present)"),
+              workers: int = typer.Option(1, min=0, max=64, help="decoder processes beside the model (0: decode in the main process)"),
+              batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, max=4096, help="clips per forward pass (default: the checkpoint's)"),
+              quiet: bool = typer.Option(False, "--quiet", help="no progress bars")):
+    "Spot the ball actions of a game, a folder of games or a video; the last line of stdout is a JSON summary."
+    from dudek.infer import infer
+    if tta not in (None, "", "flip", "none"): raise InputError("option", "--tta", f"flip or none, got {tta!r}")
+    summary = infer(source, checkpoint, out, {"none": ""}.get(tta, tta), raw, params, zip_, device, workers, batch_size, progress=not quiet)
+    print(json.dumps(summary))
+
+# %% ../nbs/90_cli.ipynb #bea9bf8c
+# cli: tune
+@app.command("tune")
+def tune_cmd(raw: Path = typer.Option(..., help="per-frame scores of the validation games (dudek infer --raw)"),
+             labels: Path = typer.Option(..., help="the validation games (Labels-ball.json), same layout as --raw"),
+             out: Path = typer.Option(..., help="JSON file for the best parameters (read by dudek infer --params)"),
+             trials: int = typer.Option(100, min=1, max=1_000_000, help="finished trials the study should hold"),
+             storage: Optional[str] = typer.Option(None, help="sqlite:///FILE, journal:FILE or a database URL (default: tune.db beside --out)"),
+             study: str = typer.Option("soft-nms", help="study name in the storage"),
+             seed: int = typer.Option(0, help="sampler seed"),
+             timeout: Optional[float] = typer.Option(None, min=0, help="stop after this many seconds")):
+    "Tune the Soft-NMS parameters with Optuna on saved scores; the last line of stdout is a JSON summary."
+    from dudek.tune import tune
+    print(json.dumps(tune(raw, labels, out, trials, storage, study, seed, timeout)))
 
 # %% ../nbs/90_cli.ipynb #500162e6
 # cli: synth

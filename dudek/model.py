@@ -19,9 +19,9 @@ from .config import Config, DataConfig, ModelConfig
 
 # %% auto #0
 __all__ = ['VISION_CHECKPOINT', 'create_backbone', 'asset_path', 'normalise_frames', 'GatedShift', 'ShiftThen',
-           'add_temporal_shift', 'FrameEncoder', 'read_weights', 'load_weights', 'save_weights', 'long_kernel',
-           'ChannelAffine', 'SGPBranches', 'FeedForward', 'SGPBlock', 'SGPMixer', 'SGPEncoderDecoder', 'ClassHead',
-           'TDEED', 'build_model', 'count_parameters']
+           'add_temporal_shift', 'FrameEncoder', 'read_weights', 'load_weights', 'save_checkpoint', 'load_checkpoint',
+           'save_weights', 'long_kernel', 'ChannelAffine', 'SGPBranches', 'FeedForward', 'SGPBlock', 'SGPMixer',
+           'SGPEncoderDecoder', 'ClassHead', 'TDEED', 'build_model', 'count_parameters']
 
 # %% ../nbs/09_model.ipynb #9c844ce7
 def _config_error(field: str, expected: str) -> InputError:
@@ -198,6 +198,18 @@ def load_weights(module: nn.Module, source, prefix: str = "") -> nn.Module:
                          f"unexpected {unexpected[:3]}, other shape {wrong[:3]}")
     module.load_state_dict(sd)
     return module
+
+def save_checkpoint(path, state: dict) -> Path:
+    "Write `state` (a dict of tensors, numbers, strings) with `torch.save`, atomically."
+    with atomic_path(path) as tmp_path: torch.save(state, tmp_path)
+    return Path(path)
+
+def load_checkpoint(path, map_location="cpu") -> dict:
+    "Read a checkpoint written by `save_checkpoint` with `weights_only=True` (no pickled code runs)."
+    path = Path(path)
+    if not path.is_file(): raise InputError(path, "checkpoint", "an existing checkpoint file")
+    try: return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e: raise InputError(path, "checkpoint", f"a torch checkpoint of plain tensors ({type(e).__name__}: {e})")
 
 def save_weights(module: nn.Module, path) -> Path:
     "Save `module`'s state dict to `path` atomically (readable with `weights_only=True`)."

@@ -18,22 +18,20 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .files import InputError, atomic_path, atomic_write
 from .config import Config, TrainConfig, get_config, make_run_dir, provenance, run_id
-from .labels import BALL_LABELS, Codec, get_codec
+from .labels import get_codec
 from .annotations import Game, find_games
-from .metrics import event_spots, json_ready, spotting_scores
-from .postprocess import ClipAggregator, apply_displacement, postprocess_scores, scores_to_spots, two_head_probs
+from .metrics import json_ready
 from .augment import ClipAugment, mixup, soft_cross_entropy, team_distribution
-from .model import ClassHead, FrameEncoder, TDEED, build_model
-from .dataset import (ClipDataset, InferenceClips, VisionFrames, clip_indices, event_targets, game_videos, sampled_length,
-                           split_games)
+from .model import ClassHead, FrameEncoder, TDEED, build_model, load_checkpoint, save_checkpoint
+from .infer import evaluate_games, load_trained
+from .dataset import ClipDataset, VisionFrames, game_videos, split_games
 
 # %% auto #0
 __all__ = ['STAGES', 'STAGE_DEFAULTS', 'VISION_DEFAULTS', 'VISION_VAL_CLIPS', 'VISION_KEYS', 'class_weights',
            'classification_loss', 'team_loss', 'spotting_loss', 'make_optimizer', 'lr_factor', 'make_scheduler',
-           'ModelEMA', 'rng_state', 'set_rng_state', 'seed_everything', 'save_checkpoint', 'load_checkpoint',
-           'DistInfo', 'init_distributed', 'finish_distributed', 'ShardSampler', 'write_metrics', 'read_metrics',
-           'Task', 'quiet_default', 'to_device', 'model_state', 'fit', 'clip_scores', 'video_scores', 'evaluate_games',
-           'load_init', 'load_trained', 'MixedClips', 'JointTDEED', 'joint_loss', 'stage_config', 'train_stage',
+           'ModelEMA', 'rng_state', 'set_rng_state', 'seed_everything', 'DistInfo', 'init_distributed',
+           'finish_distributed', 'ShardSampler', 'write_metrics', 'read_metrics', 'Task', 'quiet_default', 'to_device',
+           'model_state', 'fit', 'load_init', 'MixedClips', 'JointTDEED', 'joint_loss', 'stage_config', 'train_stage',
            'VisionTask', 'vision_tasks', 'VisionNet', 'vision_loss', 'vision_metrics', 'export_backbone',
            'vision_overrides', 'train_vision']
 
@@ -129,18 +127,6 @@ def set_rng_state(state: dict):
 def seed_everything(seed: int):
     "Seed torch, numpy and Python's `random`."
     torch.manual_seed(seed); np.random.seed(seed % 2**32); random.seed(seed)
-
-def save_checkpoint(path, state: dict) -> Path:
-    "Write `state` (a dict of tensors, numbers, strings) with `torch.save`, atomically."
-    with atomic_path(path) as tmp_path: torch.save(state, tmp_path)
-    return Path(path)
-
-def load_checkpoint(path, map_location="cpu") -> dict:
-    "Read a checkpoint written by `save_checkpoint` with `weights_only=True`."
-    path = Path(path)
-    if not path.is_file(): raise InputError(path, "checkpoint", "an existing checkpoint file")
-    try: return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e: raise InputError(path, "checkpoint", f"a torch checkpoint of plain tensors ({type(e).__name__}: {e})")
 
 # %% ../nbs/11_train.ipynb #9b0070b9
 @dataclass
@@ -368,62 +354,6 @@ def fit(model: nn.Module, train_set: Dataset, task: Task, run, cfg: Config, resu
     if tb is not None: tb.close()
     return pos["history"]
 
-# %% ../nbs/11_train.ipynb #0f21832d
-def clip_scores(out: dict) -> np.ndarray:
-    "Per-frame merged class scores `(B, T, C)` of a model's outputs: softmax (x team for two heads), displaced."
-    probs = torch.softmax(out["class_logits"].float(), -1).cpu().numpy()
-    if out.get("team_logit") is not None: probs = two_head_probs(probs, torch.sigmoid(out["team_logit"].float()).cpu().numpy())
-    return apply_displacement(probs, out["displacement"].float().cpu().numpy())
-
-@torch.no_grad()
-def video_scores(model: nn.Module, video, cfg: Config, device="cpu", targets: tuple | None = None,
-                 batch_size: int | None = None, scores: bool = True, cache_dir=None) -> tuple[np.ndarray | None, float | None]:
-    "Scores `(n_sampled, C)` of a whole video from overlapping clips, and the mean clip loss against `targets` (class, displacement, team)."
-    clips = InferenceClips(video, cfg, cache_dir=cache_dir)
-    loader = DataLoader(clips, batch_size=batch_size or cfg.train.batch_size, num_workers=cfg.data.num_workers,
-                        worker_init_fn=_worker_init if cfg.data.num_workers else None)
-    device = torch.device(device)
-    amp = cfg.train.amp and device.type == "cuda"
-    agg, loss_sum, n = None, 0.0, 0
-    model.eval()
-    for batch in loader:
-        with torch.autocast(device.type, enabled=amp):
-            out = model(batch["frames"].to(device, non_blocking=True))
-        if targets is not None:
-            idx = torch.stack([torch.from_numpy(clip_indices(int(s), clips.clip_len, clips.n_sampled)) for s in batch["start"]])
-            target = {"target_class": torch.from_numpy(targets[0])[idx].to(device), "displacement": torch.from_numpy(targets[1])[idx].to(device),
-                      "team": torch.from_numpy(targets[2])[idx].to(device)}
-            loss_sum += float(spotting_loss(out, target, cfg.train)["loss"]) * len(idx)
-            n += len(idx)
-        if scores:
-            probs = clip_scores(out)
-            agg = agg or ClipAggregator(clips.n_sampled, probs.shape[-1])
-            for s, p in zip(batch["start"].tolist(), probs): agg.add(s, p)
-    return (agg.scores() if agg is not None else None), (loss_sum / n if n else None)
-
-def evaluate_games(model: nn.Module, games: Sequence[Game], cfg: Config, codec: Codec, device="cpu",
-                   cache_dir=None, per_label: bool = False) -> dict:
-    "Validation loss and, for ball games, Team-mAP@1 and mAP@1 of `model` on whole `games` (`per_label`: also the APs per label)."
-    ball = codec.labels == BALL_LABELS
-    losses, events, detections = [], [], []
-    for i, game in enumerate(games):
-        for v in game_videos(game, i):
-            n = sampled_length(v.n_frames, cfg.data.stride)
-            targets = event_targets(v.events, n, cfg.data.stride, cfg.data.radius, codec)
-            scores, loss = video_scores(model, v.path, cfg, device, targets, scores=ball, cache_dir=cache_dir)
-            losses.append((loss, n))
-            if ball:
-                nms = postprocess_scores(scores, cfg.data.stride, cfg.post.nms_window, cfg.post.nms_threshold, cfg.post.nms_per_team)
-                detections.append(scores_to_spots(nms, cfg.data.stride))
-                events.append(event_spots(game.read_labels()))
-    out = {"val_loss": sum(l * n for l, n in losses) / max(1, sum(n for _, n in losses))}
-    if ball:
-        s = spotting_scores(events, detections)
-        out.update(team_map=s.team_map, map=s.map, team_map_present=s.team_map_present)
-        if per_label:
-            out.update(team_ap=dict(zip(BALL_LABELS, s.team_ap.tolist())), ap=dict(zip(BALL_LABELS, s.ap.tolist())))
-    return out
-
 # %% ../nbs/11_train.ipynb #1c1f1ecb
 def load_init(model: nn.Module, path) -> dict:
     "Load a checkpoint's model weights into `model` where names and shapes match (class head only if the same head)."
@@ -438,16 +368,6 @@ def load_init(model: nn.Module, path) -> dict:
     model.load_state_dict(take, strict=False)
     return {"loaded": len(take), "skipped": sorted(set(sd) - set(take)), "fresh": sorted(set(own) - set(take))}
 
-def load_trained(path, device="cpu") -> tuple[TDEED, Config]:
-    "The T-DEED of a training checkpoint (`best.pt`, `last.pt`) and its configuration, in eval mode."
-    ck = load_checkpoint(path)
-    if "model" not in ck or "config" not in ck: raise InputError(path, "checkpoint", "a dudek training checkpoint (model and config)")
-    cfg = Config.from_dict(ck["config"], str(path))
-    model = build_model(cfg, pretrained="")
-    missing, unexpected = model.load_state_dict(ck["model"], strict=False)
-    if missing or unexpected:
-        raise InputError(path, "model", f"the weights of a T-DEED; missing {missing[:3]}, unexpected {unexpected[:3]}")
-    return model.to(device).eval(), cfg
 
 # %% ../nbs/11_train.ipynb #460e8cbc
 class MixedClips(Dataset):
@@ -579,7 +499,8 @@ def train_stage(stage: str, run, data=None, old_data=None, profile: str = "tiny"
     validate, select, mode = None, None, "min"
     if split["val"]:
         val_codec = get_codec("old") if stage == "pretrain" else codec
-        validate = lambda m: evaluate_games(export_fn(m) if export_fn else m, split["val"], cfg, val_codec, device, cache_dir)
+        validate = lambda m: evaluate_games(export_fn(m) if export_fn else m, split["val"], cfg, val_codec, device, cache_dir,
+                                            loss_fn=spotting_loss)
         select, mode = ("val_loss", "min") if stage == "pretrain" else ("team_map_present", "max")
     task = Task(loss=loss, validate=validate, select=select, mode=mode, batch_hook=hook, export=export_fn)
     meta = {"stage": stage, "final": final, "init": None if init is None else str(init),
@@ -588,7 +509,8 @@ def train_stage(stage: str, run, data=None, old_data=None, profile: str = "tiny"
     extra = {"init": init_info, "wall_seconds": time.perf_counter() - t0}
     if info.main and split.get("test") and not final:
         best, _ = load_trained(run / "best.pt", device)
-        test = evaluate_games(best, split["test"], cfg, get_codec("old") if stage == "pretrain" else codec, device, cache_dir)
+        test = evaluate_games(best, split["test"], cfg, get_codec("old") if stage == "pretrain" else codec, device, cache_dir,
+                              loss_fn=spotting_loss)
         atomic_write(run / "test_metrics.json", json.dumps(json_ready(test), indent=1) + "\n")
         extra["test"] = test
     summary = _summary(run, stage, history, task, extra)

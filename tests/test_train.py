@@ -12,7 +12,8 @@ from dudek.annotations import Annotation, BallLabels, frame_to_position, game_ti
 from dudek.config import get_config
 from dudek.labels import BALL_LABELS, TEAMS
 from dudek.model import VISION_CHECKPOINT, FrameEncoder, asset_path, build_model, load_weights
-from dudek.train import load_checkpoint, load_init, lr_factor, make_optimizer, make_scheduler, save_checkpoint
+from dudek.model import load_checkpoint, save_checkpoint
+from dudek.train import load_init, lr_factor, make_optimizer, make_scheduler
 from dudek.video import write_video
 
 # A tiny T-DEED: regnety_002 on 32x56 frames, clips of 8, two steps per epoch.

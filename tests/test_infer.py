@@ -1,0 +1,183 @@
+"""Inference over whole matches (`dudek.infer`, `dudek infer`), on real synthetic videos and a real checkpoint file.
+
+The checkpoint is an untrained T-DEED saved in the exact format training writes (weights, configuration, stage):
+what is tested here is the road from a video to files, not what the model learned.
+"""
+import json, subprocess, sys
+
+import numpy as np
+import pytest
+import torch
+
+from dudek.annotations import find_games, read_predictions, read_submission
+from dudek.config import get_config
+from dudek.dataset import InferenceClips
+from dudek.files import InputError
+from dudek.infer import RAW_FILE, MatchClips, clip_scores, evaluate_games, infer, load_raw, match_scores, stream_batches, unmirror_scores
+from dudek.labels import MERGED
+from dudek.model import build_model, save_checkpoint
+from dudek.postprocess import ClipAggregator
+from dudek.synthetic import synthesize
+
+SMALL = {"data.frame_height": 32, "data.frame_width": 56, "data.clip_len": 16, "data.overlap": 8, "train.batch_size": 3}
+
+
+def dudek(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "dudek", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def games(tmp_path_factory):
+    "Two 0.3-minute synthetic ball games at 64 px."
+    root = tmp_path_factory.mktemp("games")
+    synthesize(root, n_games=2, minutes=0.3, seed=3, size=(64, 114), workers=1)
+    return root
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    "An untrained small T-DEED (merged head) saved as training saves its best.pt."
+    cfg = get_config(overrides=SMALL)
+    torch.manual_seed(0)
+    model = build_model(cfg, pretrained="")
+    path = tmp_path_factory.mktemp("run") / "best.pt"
+    save_checkpoint(path, {"model": model.state_dict(), "config": cfg.to_dict(), "meta": {"stage": "finetune"}})
+    return path, model.eval(), cfg
+
+
+def test_streamed_scores_equal_random_access(games, checkpoint):
+    _, model, cfg = checkpoint
+    video = find_games(games)[0].video
+    clips = InferenceClips(video, cfg)
+    agg = ClipAggregator(clips.n_sampled, MERGED.n_classes)
+    with torch.no_grad():
+        for i in range(len(clips)): agg.add(clips[i]["start"], clip_scores(model(clips[i]["frames"][None]))[0])
+    for workers in (0, 2):
+        np.testing.assert_allclose(match_scores(model, video, cfg, workers=workers), agg.scores(), atol=1e-5)
+
+
+class CountingClips(MatchClips):
+    "The stream, counting the frames it decodes."
+    decoded = 0
+    def frames(self, first):
+        for f in super().frames(first):
+            self.decoded += 1
+            yield f
+
+
+def test_each_worker_decodes_its_share_once(games, checkpoint):
+    _, _, cfg = checkpoint
+    stream = CountingClips(find_games(games)[0].video, cfg, batch_size=2)
+    shares = [stream.share(k, 3) for k in range(3)]
+    assert np.concatenate(shares).tolist() == stream.starts.tolist()  # contiguous runs, every clip once
+    for share in shares:
+        stream.decoded = 0
+        got = list(stream.clips(share))
+        assert [s for s, _ in got] == share.tolist() and all(f.shape[0] == cfg.data.clip_len for _, f in got)
+        assert stream.decoded == min(share[-1] + cfg.data.clip_len, stream.n_sampled) - share[0]  # no frame twice
+
+
+def test_flip_pass_swaps_teams(games, checkpoint):
+    _, model, cfg = checkpoint
+    video = find_games(games)[0].video
+
+    class Mirrored(torch.nn.Module):
+        def __init__(self, m): super().__init__(); self.m = m
+        def forward(self, frames): return self.m(frames.flip(-1))
+
+    plain, mirrored = match_scores(model, video, cfg), match_scores(Mirrored(model), video, cfg)
+    both = match_scores(model, video, cfg, tta="flip")
+    np.testing.assert_allclose(both, (plain + unmirror_scores(mirrored)) / 2, atol=1e-5)
+    left, right = MERGED.encode("SHOT", "left"), MERGED.encode("SHOT", "right")
+    np.testing.assert_array_equal(unmirror_scores(mirrored)[:, left], mirrored[:, right])
+    np.testing.assert_array_equal(unmirror_scores(mirrored)[:, 0], mirrored[:, 0])  # background stays
+
+
+def test_folder_of_games_scores_with_dudek_evaluate(games, checkpoint, tmp_path):
+    path, model, cfg = checkpoint
+    r = dudek("infer", games, "--checkpoint", path, "--out", tmp_path / "preds", "--zip", tmp_path / "sub.zip",
+              "--raw", tmp_path / "raw", "--workers", "1", "--quiet")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary["games"] == 2 and summary["frames_per_s"] > 0
+    rels = [g.rel for g in find_games(games)]
+    assert sorted(read_submission(tmp_path / "sub.zip")) == sorted(rels) == sorted(read_submission(tmp_path / "preds"))
+    for rel in rels:
+        raw = load_raw(tmp_path / "raw" / rel / RAW_FILE)
+        assert raw["scores"].shape[1] == MERGED.n_classes and raw["stride"] == cfg.data.stride
+    r = dudek("evaluate", games, tmp_path / "preds", "--json")
+    assert r.returncode == 0, r.stderr
+    scored = json.loads(r.stdout.strip().splitlines()[-1])
+    # the same numbers as validation computes in-process from the same checkpoint
+    mine = evaluate_games(model, find_games(games), cfg, MERGED)
+    assert scored["map_at1"] == pytest.approx(mine["map"], abs=1e-9)
+
+
+def test_one_game_and_a_bare_video(games, checkpoint, tmp_path):
+    path, _, _ = checkpoint
+    game = find_games(games)[0]
+    one = infer(game.path, path, tmp_path / "one" / "results_spotting.json", workers=0)
+    bare = infer(game.video, path, tmp_path / "bare.json", workers=0, tta="flip")
+    assert one["games"] == bare["games"] == 1 and bare["tta"] == "flip"
+    assert read_predictions(tmp_path / "one" / "results_spotting.json").predictions
+    assert read_predictions(tmp_path / "bare.json").predictions
+
+
+def test_params_file_replaces_soft_nms(games, checkpoint, tmp_path):
+    path, _, _ = checkpoint
+    game = find_games(games)[0]
+    (tmp_path / "params.json").write_text(json.dumps({"post": {"nms_window": 80, "nms_threshold": 0.2}, "team_map": 0.1}))
+    loose = infer(game.path, path, tmp_path / "a.json", workers=0)
+    strict = infer(game.path, path, tmp_path / "b.json", workers=0, params=tmp_path / "params.json")
+    assert strict["post"]["nms_window"] == 80 and strict["predictions"] < loose["predictions"]
+
+
+@pytest.mark.parametrize("case", ["truncated video", "pretraining checkpoint", "vision checkpoint", "out under a file",
+                                  "zip for one game", "bad params"])
+def test_bad_input_is_one_line_and_writes_nothing(games, checkpoint, tmp_path, case):
+    path, _, cfg = checkpoint
+    game = find_games(games)[0]
+    source, ck, out, extra = game.path, path, tmp_path / "out" / "results_spotting.json", []
+    if case == "truncated video":
+        source = tmp_path / "broken" / "game"
+        source.mkdir(parents=True)
+        (source / "224p.mp4").write_bytes(game.video.read_bytes()[:2000])
+    elif case == "pretraining checkpoint":
+        ck = tmp_path / "pre.pt"
+        old = get_config(overrides={**SMALL, "model.head": "old"})
+        save_checkpoint(ck, {"model": build_model(old, pretrained="").state_dict(), "config": old.to_dict(), "meta": {"stage": "pretrain"}})
+    elif case == "vision checkpoint":
+        ck = tmp_path / "vision.pt"
+        save_checkpoint(ck, {"model": {"encoder.backbone.stem.conv.weight": torch.zeros(1)}, "config": cfg.to_dict(), "meta": {"stage": "vision"}})
+    elif case == "out under a file":
+        (tmp_path / "file").write_text("")
+        out = tmp_path / "file" / "x.json"
+    elif case == "zip for one game":
+        extra = ["--zip", tmp_path / "sub.zip"]
+    elif case == "bad params":
+        (tmp_path / "p.json").write_text('{"nms_threshold": "high"}')
+        extra = ["--params", tmp_path / "p.json"]
+    r = dudek("infer", source, "--checkpoint", ck, "--out", out, "--workers", "0", "--quiet", *extra)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+    assert not out.exists() and not (tmp_path / "sub.zip").exists()
+    assert not any(p.name.endswith(".tmp") for p in tmp_path.rglob("*"))
+
+
+class FailingClips(MatchClips):
+    "A stream whose decoder fails half-way, as a damaged file does."
+    def frames(self, first):
+        for k, f in enumerate(super().frames(first)):
+            if k == 30: raise InputError(self.path, "frame 40", "a decodable frame (test: the decoder failed)")
+            yield f
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_decoder_failure_in_a_worker_arrives_as_its_line(games, checkpoint, workers):
+    _, _, cfg = checkpoint
+    clips = FailingClips(find_games(games)[0].video, cfg, batch_size=2)
+    batches = stream_batches(clips, workers)
+    assert next(batches)["frames"].shape[0] == 2  # the frames before the damage
+    with pytest.raises(InputError) as e: list(batches)
+    assert str(e.value) == f"{clips.path}: frame 40: a decodable frame (test: the decoder failed)"
