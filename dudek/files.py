@@ -9,7 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['TEMP_NAME', 'InputError', 'atomic_path', 'atomic_write', 'atomic_dir', 'remove_stale_temps', 'safe_join']
+__all__ = ['TEMP_NAME', 'InputError', 'atomic_path', 'atomic_write', 'atomic_dir', 'remove_stale_temps', 'safe_join',
+           'check_writable']
 
 # %% ../nbs/00a_files.ipynb #7c14d07e
 class InputError(ValueError):
@@ -96,3 +97,13 @@ def safe_join(root, *parts, source="path") -> Path:
     if out != root and root not in out.parents:
         raise InputError(source, "/".join(map(str, parts)), f"a relative path inside {root}")
     return out
+
+# %% ../nbs/00a_files.ipynb #05413afc
+def check_writable(path, what: str, folder: bool = False) -> Path:
+    "Raise `InputError` (naming option `what`) unless a file (`folder`: a folder) can be created at `path`; returns the path."
+    path = Path(path)
+    if path.exists() and path.is_dir() != folder: raise InputError(path, what, f"a {'folder' if folder else 'file'} path, got a {'file' if folder else 'folder'}")
+    parent = next(p for p in [path if folder else path.parent, *path.parents] if p.exists())
+    if not parent.is_dir(): raise InputError(path, what, f"a path under a folder ({parent} is a file)")
+    if not os.access(parent, os.W_OK | os.X_OK): raise InputError(path, what, f"a writable place ({parent} is not writable)")
+    return path

@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_infer.ipynb #42eed0ae
 from __future__ import annotations
-import json, os, time
+import json, time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import IterableDataset, get_worker_info
 
-from .files import InputError, atomic_path, atomic_write, safe_join
+from .files import InputError, atomic_path, atomic_write, check_writable, safe_join
 from .config import Config, PostConfig, set_field
 from .labels import BALL_LABELS, MERGED, Codec
 from .annotations import Game, VIDEO_SUFFIXES, find_games, write_predictions
@@ -67,8 +67,6 @@ class MatchClips(IterableDataset):
         self.size, self.batch_size, self.cache_dir = (data.frame_height, data.frame_width), int(batch_size), cache_dir
         self.n_sampled = sampled_length(video_info(self.path).n_frames, self.stride)
         self.starts = clip_starts(self.n_sampled, self.clip_len, data.overlap)
-
-    def __len__(self): return -(-len(self.starts) // self.batch_size)  # batches, when one process reads them all
 
     def share(self, worker: int = 0, n_workers: int = 1) -> np.ndarray:
         "The clip starts of worker `worker` of `n_workers`: a contiguous run, so that each worker decodes forward."
@@ -131,13 +129,14 @@ def stream_batches(clips: MatchClips, workers: int = 0) -> Iterator[dict]:
 
 @torch.no_grad()
 def match_scores(model: nn.Module, video, cfg: Config, device="cpu", tta: str = "", batch_size: int | None = None,
-                 workers: int | None = None, cache_dir=None, on_batch: Callable | None = None, progress: bool = False) -> np.ndarray:
-    "Scores `(n_sampled, C)` of a whole video from its overlapping clips (`tta='flip'`: averaged with a mirrored pass)."
+                 workers: int | None = None, cache_dir=None, on_batch: Callable | None = None, progress: bool = False,
+                 codec: Codec = MERGED) -> np.ndarray:
+    "Scores `(n_sampled, codec.n_classes)` of a whole video from its overlapping clips (`tta='flip'`: averaged with a mirrored pass)."
     if tta not in ("", "flip"): raise InputError("option", "tta", f"'' or 'flip', got {tta!r}")
     clips = MatchClips(video, cfg, batch_size or cfg.train.batch_size, cache_dir)
     device = torch.device(device)
     amp = cfg.train.amp and device.type == "cuda"
-    agg = ClipAggregator(clips.n_sampled, MERGED.n_classes)
+    agg = ClipAggregator(clips.n_sampled, codec.n_classes)
     workers = cfg.data.num_workers if workers is None else workers
     bar = _progress(len(clips.starts), f"{Path(video).name}", progress)
     model.eval()
@@ -148,7 +147,7 @@ def match_scores(model: nn.Module, video, cfg: Config, device="cpu", tta: str = 
             mirrored = model(frames.flip(-1)) if tta == "flip" else None
         if on_batch is not None: on_batch(out, batch["start"])
         probs = clip_scores(out)
-        if mirrored is not None: probs = (probs + unmirror_scores(clip_scores(mirrored))) / 2
+        if mirrored is not None: probs = (probs + unmirror_scores(clip_scores(mirrored), codec)) / 2
         for s, p in zip(batch["start"].tolist(), probs): agg.add(s, p)
         if bar is not None: bar.update(len(probs))
     if bar is not None: bar.close()
@@ -175,7 +174,7 @@ def evaluate_games(model: nn.Module, games: Sequence[Game], cfg: Config, codec: 
                 target = {k: t[idx].to(out["displacement"].device) for k, t in zip(("target_class", "displacement", "team"), targets)}
                 total[0] += float(loss_fn(out, target, cfg.train)["loss"]) * len(idx); total[1] += len(idx)
             scores = match_scores(model, v.path, cfg, device, "flip" if post.flip_tta else "", cache_dir=cache_dir,
-                                  on_batch=clip_loss if loss_fn else None)
+                                  on_batch=clip_loss if loss_fn else None, codec=codec)
             if loss_fn: losses.append((total[0] / max(total[1], 1), n))
             if ball:
                 nms = postprocess_scores(scores, cfg.data.stride, post.nms_window, post.nms_threshold, post.nms_per_team)
@@ -243,12 +242,6 @@ def inference_jobs(source, out) -> tuple[list[tuple[str, Path, Path, str]], bool
     if out.exists() and not out.is_dir(): raise InputError(out, "--out", "a folder (SOURCE is a folder of games), got a file")
     return [(g.rel, g.video, safe_join(out, g.rel, "results_spotting.json", source="game"), g.rel) for g in games], True
 
-def _check_writable(path: Path, what: str):
-    "Fail now, in one line, if a file cannot be created at `path` (its nearest existing folder must be writable)."
-    if path.is_dir(): raise InputError(path, what, "a file path, got a folder")
-    parent = next(p for p in [path.parent, *path.parent.parents] if p.exists())
-    if not parent.is_dir(): raise InputError(path, what, f"a path under a folder ({parent} is a file)")
-    if not os.access(parent, os.W_OK | os.X_OK): raise InputError(path, what, f"a writable place ({parent} is not writable)")
 
 # %% ../nbs/12_infer.ipynb #99956b11
 def infer(source, checkpoint, out, tta: str | None = None, raw=None, params=None, zip_path=None, device: str | None = None,
@@ -262,9 +255,9 @@ def infer(source, checkpoint, out, tta: str | None = None, raw=None, params=None
     tta = ("flip" if post.flip_tta else "") if tta is None else tta
     for _, video, result, folder in jobs:
         video_info(video)  # a truncated or unreadable container fails here, before any work
-        _check_writable(result, "--out")
-        if raw is not None: _check_writable(safe_join(raw, folder, RAW_FILE, source="game"), "--raw")
-    if zip_path is not None: _check_writable(Path(zip_path), "--zip")
+        check_writable(result, "--out")
+        if raw is not None: check_writable(safe_join(raw, folder, RAW_FILE, source="game"), "--raw")
+    if zip_path is not None: check_writable(Path(zip_path), "--zip")
     t0, frames, written, predictions = time.perf_counter(), 0, [], {}
     for rel, video, result, folder in jobs:
         info = video_info(video)

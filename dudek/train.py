@@ -16,7 +16,7 @@ import torch.nn.functional as F
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .files import InputError, atomic_path, atomic_write
+from .files import InputError, atomic_path, atomic_write, check_writable
 from .config import Config, TrainConfig, get_config, make_run_dir, provenance, run_id
 from .labels import get_codec
 from .annotations import Game, find_games
@@ -456,6 +456,8 @@ def train_stage(stage: str, run, data=None, old_data=None, profile: str = "tiny"
                 checkpoint_steps: int = 0, cache_dir=None, export=None) -> dict:
     "Run one training stage into run folder `run` (see the table above); returns its summary (also `summary.json`)."
     cfg = stage_config(stage, profile, overrides, data, old_data)
+    if cache_dir is not None: check_writable(cache_dir, "--cache", folder=True)  # now, not after the first epoch
+    if export is not None: check_writable(export, "--export")
     info = init_distributed()
     run = Path(run)
     if stage == "vision":

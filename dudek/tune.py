@@ -15,13 +15,15 @@ import optuna
 from .files import InputError
 from .config import PostConfig
 from .annotations import find_games
-from .metrics import Spots, event_spots, spotting_scores
-from .postprocess import postprocess_scores, scores_to_spots
-from .infer import RAW_FILE, load_raw, write_params
+from .labels import MERGED
+from .annotations import Annotation, BallLabels, write_ball_labels, frame_to_position, game_time_of
+from .metrics import Spots, event_spots, json_ready, spotting_scores
+from .postprocess import postprocess_scores, scores_to_spots, simulate_scores
+from .infer import RAW_FILE, load_raw, save_raw, write_params
 
 # %% auto #0
-__all__ = ['SPACE', 'TuningGame', 'tuning_games', 'score_post', 'suggest_post', 'objective', 'open_storage', 'open_study',
-           'finished', 'tune']
+__all__ = ['SPACE', 'TuningGame', 'tuning_games', 'simulated_games', 'score_post', 'suggest_post', 'objective', 'open_storage',
+           'open_study', 'finished', 'tune']
 
 # %% ../nbs/13_tune.ipynb #ec570e51
 @dataclass
@@ -44,6 +46,24 @@ def tuning_games(raw, labels) -> list[TuningGame]:
         r = load_raw(path)
         out.append(TuningGame(g.rel, r["scores"], r["stride"], event_spots(g.read_labels())))
     return out
+
+# %% ../nbs/13_tune.ipynb #ec9a70cd
+def simulated_games(root, n_games: int, minutes: float = 10.0, stride: int = 2, first_seed: int = 0) -> tuple[Path, Path]:
+    "Label files and raw scores of `n_games` simulated games (scores shaped like a model's around exactly their events) under `root/labels` and `root/raw`."
+    for k in range(n_games):
+        n = int(minutes * 60 * 25 / stride)
+        cols, events = simulate_scores(n, int(minutes * 14), seed=first_seed + k)
+        scores = np.concatenate([np.clip(1 - cols.sum(1, keepdims=True), 0, 1), cols], axis=1)
+        rel = f"simulated/season/game {first_seed + k}"
+        anns = []
+        for f, c in sorted(events.tolist()):
+            (label, team), position = MERGED.decode(c + 1), frame_to_position(f * stride)
+            anns.append(Annotation(game_time_of(position), label, position, team))
+        write_ball_labels(Path(root) / "labels" / rel / "Labels-ball.json", BallLabels(rel, None, anns))
+        save_raw(Path(root) / "raw" / rel / "raw_scores.npz", scores, stride, n * stride, rel)
+    return Path(root) / "raw", Path(root) / "labels"
+
+
 
 # %% ../nbs/13_tune.ipynb #636388c1
 def score_post(games: Sequence[TuningGame], post: PostConfig) -> dict:
@@ -116,8 +136,8 @@ def tune(raw, labels, out, trials: int = 100, storage: str | None = None, study:
     best = s.best_trial
     post = PostConfig(nms_window=best.params["nms_window"], nms_threshold=best.params["nms_threshold"],
                       nms_per_team=best.params["nms_per_team"])
-    summary = {"team_map_present": best.value, "team_map": best.user_attrs.get("team_map"), "map": best.user_attrs.get("map"),
-               "default": score_post(games, PostConfig()), "trials": len(finished(s)), "best_trial": best.number,
-               "games": [g.rel for g in games], "study": study, "storage": storage}
+    summary = json_ready({"team_map_present": best.value, "team_map": best.user_attrs.get("team_map"), "map": best.user_attrs.get("map"),
+                          "default": score_post(games, PostConfig()), "trials": len(finished(s)), "best_trial": best.number,
+                          "games": [g.rel for g in games], "study": study, "storage": storage})  # NaN (a label absent) as null
     write_params(out, post, summary)
     return {"post": asdict(post), **summary}

@@ -12,7 +12,7 @@ def dudek(*args, cwd=None):
 def test_help_lists_commands():
     res = dudek("--help")
     assert res.returncode == 0
-    for command in ("config", "evaluate", "synth", "train"):
+    for command in ("config", "evaluate", "synth", "train", "infer", "tune"):
         assert command in res.stdout
 
 
@@ -33,15 +33,24 @@ def test_config_resolves_profile_and_overrides():
     (["config", "--set", "profile=paper"], "profile"),
     (["config", "--profile", "paper", "--set", "data.clip_len=40"], "data.overlap"),
     (["train", "--stage", "finetune", "--data", "d", "--run", "r", "--checkpoint-steps", "-1"], "--checkpoint-steps"),
+    (["train", "--stage", "finetune", "--data", "d", "--run", "r", "--cache", "plain/c"], "--cache"),  # a path under a file
+    (["train", "--stage", "vision", "--data", "d", "--run", "r", "--export", "plain/v.pt"], "--export"),
+    (["infer", "v.mp4", "--checkpoint", "c.pt", "--out", "o.json", "--workers", "-1"], "--workers"),
+    (["infer", "v.mp4", "--checkpoint", "c.pt", "--out", "o.json", "--tta", "rotate"], "--tta"),
+    (["infer", "nowhere", "--checkpoint", "c.pt", "--out", "o.json"], "source"),
+    (["tune", "--raw", "r", "--labels", "l", "--out", "p.json", "--trials", "0"], "--trials"),
+    (["tune", "--raw", "r", "--labels", "nowhere", "--out", "p.json"], "nowhere"),
     (["synth", "out", "--games", "abc"], "--games"),  # typer's own checks: one line too, not a box
     (["synth", "out", "--bogus"], "--bogus"),
     (["synth"], "out"),
 ])
 def test_bad_option_is_one_line(args, names, tmp_path):
+    (tmp_path / "plain").write_text("a file, not a folder")
     res = dudek(*args, cwd=tmp_path)
     assert res.returncode == 2
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and names in lines[0] and "Traceback" not in res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain"]  # nothing written
 
 
 def test_no_command_shows_help_and_fails():
