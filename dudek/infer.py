@@ -26,8 +26,8 @@ from .model import TDEED, build_model, load_checkpoint, load_weights
 from .dataset import FrameSource, clip_indices, make_loader, clip_starts, event_targets, game_videos, sampled_length
 
 # %% auto #0
-__all__ = ['BALL_HEADS', 'RAW_FILE', 'load_trained', 'load_spotter', 'MatchClips', 'clip_scores', 'unmirror_scores',
-           'stream_batches', 'match_scores', 'evaluate_games', 'save_raw', 'load_raw', 'read_params', 'write_params',
+__all__ = ['BALL_HEADS', 'RAW_FILE', 'load_trained', 'load_spotter', 'MatchClips', 'stream_batches', 'clip_scores',
+           'unmirror_scores', 'match_scores', 'evaluate_games', 'save_raw', 'load_raw', 'read_params', 'write_params',
            'inference_jobs', 'infer']
 
 # %% ../nbs/12_infer.ipynb #247e3d4b
@@ -109,6 +109,13 @@ class MatchClips(IterableDataset):
     def _collate(batch) -> dict:
         return {"frames": torch.stack([_chw(f) for _, f in batch]), "start": torch.tensor([s for s, _ in batch])}
 
+def stream_batches(clips: MatchClips, workers: int = 0) -> Iterator[dict]:
+    "The batches of `clips`, decoded by `workers` processes (0: in this one); a decoding error is raised here, as its one line."
+    for batch in make_loader(clips, batch_size=None, num_workers=workers):
+        if "error" in batch: raise InputError(*batch["error"])
+        yield batch
+
+
 # %% ../nbs/12_infer.ipynb #1202c9ff
 def clip_scores(out: dict) -> np.ndarray:
     "Per-frame merged class scores `(B, T, C)` of a model's outputs: softmax (x team for two heads), displaced."
@@ -121,12 +128,6 @@ def unmirror_scores(scores: np.ndarray, codec: Codec = MERGED) -> np.ndarray:
     return scores[..., codec.flip_index]
 
 # %% ../nbs/12_infer.ipynb #14b08ef6
-def stream_batches(clips: MatchClips, workers: int = 0) -> Iterator[dict]:
-    "The batches of `clips`, decoded by `workers` processes (0: in this one); a decoding error is raised here, as its one line."
-    for batch in make_loader(clips, batch_size=None, num_workers=workers):
-        if "error" in batch: raise InputError(*batch["error"])
-        yield batch
-
 @torch.no_grad()
 def match_scores(model: nn.Module, video, cfg: Config, device="cpu", tta: str = "", batch_size: int | None = None,
                  workers: int | None = None, cache_dir=None, on_batch: Callable | None = None, progress: bool = False,

@@ -18,7 +18,7 @@ from .annotations import (BallLabels, Prediction, Predictions, position_to_frame
 
 # %% auto #0
 __all__ = ['FPS', 'THRESHOLDS', 'RECALL_LEVELS', 'N_TEAM_COLUMNS', 'MISSING', 'n_rows', 'team_column', 'Spots', 'scored_half',
-           'event_spots', 'detection_spots', 'cells', 'match_cells', 'threshold_curves', 'precision_recall',
+           'event_spots', 'detection_spots', 'cells', 'compiled', 'match_cells', 'threshold_curves', 'precision_recall',
            'average_precision', 'column_scores', 'team_weighted', 'SpottingScores', 'spotting_scores',
            'official_scores', 'evaluate', 'json_ready', 'format_scores', 'simulate_predictions', 'plot_pr_curves']
 
@@ -94,8 +94,14 @@ def cells(spots: Spots, team: bool = True, fps: float = FPS) -> tuple[np.ndarray
     key, last = np.unique(key[::-1], return_index=True)  # first in reversed order = last written
     return key, spots.value[::-1][last]
 
+# %% ../nbs/06_metrics.ipynb #d87dfc45
+def compiled(fn):
+    "`numba.njit(cache=True)(fn)`, or `numba.njit(fn)` (no disk cache) where numba finds no folder to write its cache in."
+    try: return numba.njit(cache=True)(fn)
+    except RuntimeError: return numba.njit(fn)  # "cannot cache function ...: no locator available"
+
 # %% ../nbs/06_metrics.ipynb #cc9d3de3
-@numba.njit(cache=True)
+@compiled
 def _match_sorted(event_keys, det_keys, det_scores, half_window):
     "Greedy matching over sorted keys: each event in order takes the best unused detection within `half_window`."
     used = np.zeros(det_keys.shape[0], np.bool_)

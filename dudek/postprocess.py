@@ -8,13 +8,12 @@ import math
 from pathlib import Path
 from typing import Iterable, Sequence
 
-import numba
 import numpy as np
 
 from .labels import BALL_LABELS, TEAMS, MERGED
 from .files import InputError
 from .annotations import Prediction, Predictions, parse_game_time, game_rel, write_submission
-from .metrics import Spots, N_TEAM_COLUMNS
+from .metrics import Spots, N_TEAM_COLUMNS, compiled
 
 # %% auto #0
 __all__ = ['LABEL_MIX', 'grid_window', 'grid_to_frame', 'two_head_probs', 'apply_displacement', 'ClipAggregator',
@@ -86,7 +85,7 @@ def aggregate_clips(starts: Sequence[int], clip_scores: Iterable[np.ndarray], n_
     return agg.scores()
 
 # %% ../nbs/07_postprocess.ipynb #1e11584e
-@numba.njit(cache=True)
+@compiled
 def _refresh(tree, value, leaves, lo, hi):
     "Recompute the tournament-tree ancestors of candidates `lo..hi` (the left child wins ties)."
     a, b = (leaves + lo) // 2, (leaves + hi) // 2
@@ -96,7 +95,7 @@ def _refresh(tree, value, leaves, lo, hi):
             tree[p] = x if (y < 0 or (x >= 0 and value[x] >= value[y])) else y
         a, b = a // 2, b // 2
 
-@numba.njit(cache=True)
+@compiled
 def _soft_nms_kernel(scores, group, window, threshold):
     "Soft-NMS of `scores` (frames x columns), columns suppressed together in consecutive groups of `group`."
     n, n_cols = scores.shape

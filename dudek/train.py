@@ -456,7 +456,8 @@ def train_stage(stage: str, run, data=None, old_data=None, profile: str = "tiny"
                 checkpoint_steps: int = 0, cache_dir=None, export=None) -> dict:
     "Run one training stage into run folder `run` (see the table above); returns its summary (also `summary.json`)."
     cfg = stage_config(stage, profile, overrides, data, old_data)
-    if cache_dir is not None: check_writable(cache_dir, "--cache", folder=True)  # now, not after the first epoch
+    check_writable(run, "--run", folder=True)  # every place a stage writes, checked now, not after the first epoch
+    if cache_dir is not None: check_writable(cache_dir, "--cache", folder=True)
     if export is not None: check_writable(export, "--export")
     info = init_distributed()
     run = Path(run)

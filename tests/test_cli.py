@@ -35,6 +35,7 @@ def test_config_resolves_profile_and_overrides():
     (["train", "--stage", "finetune", "--data", "d", "--run", "r", "--checkpoint-steps", "-1"], "--checkpoint-steps"),
     (["train", "--stage", "finetune", "--data", "d", "--run", "r", "--cache", "plain/c"], "--cache"),  # a path under a file
     (["train", "--stage", "vision", "--data", "d", "--run", "r", "--export", "plain/v.pt"], "--export"),
+    (["train", "--stage", "finetune", "--data", "d", "--run", "plain/r"], "--run"),
     (["infer", "v.mp4", "--checkpoint", "c.pt", "--out", "o.json", "--workers", "-1"], "--workers"),
     (["infer", "v.mp4", "--checkpoint", "c.pt", "--out", "o.json", "--tta", "rotate"], "--tta"),
     (["infer", "nowhere", "--checkpoint", "c.pt", "--out", "o.json"], "source"),

@@ -248,3 +248,21 @@ def test_events_of_other_halves_are_named_when_dropped():
     with pytest.warns(UserWarning, match="l/s/g/: 2 event\\(s\\) of half 3, 7 not scored"):
         spots = event_spots(BallLabels("l/s/g/", None, anns))
     ft.test_eq(len(spots.frame), 1)
+
+
+def test_evaluate_runs_where_numba_cannot_write_its_cache(tmp_path):
+    "A user without a writable home, on a read-only installation: numba compiles in memory instead of failing at import."
+    import os, shutil
+    pkg = tmp_path / "site"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "dudek", pkg / "dudek", ignore=shutil.ignore_patterns("__pycache__", "assets"))
+    (pkg / "dudek" / "__pycache__").write_text("")  # nothing can be cached beside the modules
+    (tmp_path / "home").write_text("")  # a home that is a file: no ~/.cache/numba either
+    anns = [Annotation(game_time_of(frame_to_position(f)), "PASS", frame_to_position(f), "left") for f in range(100, 3000, 100)]
+    game = BallLabels("league/season/game", None, anns)
+    write_ball_labels(tmp_path / "labels/league/season/game/Labels-ball.json", game)
+    write_submission(tmp_path / "sub.zip", {"league/season/game": simulate_predictions(game, seed=0)})
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"} | {"HOME": str(tmp_path / "home"), "PYTHONPATH": str(pkg)}
+    r = subprocess.run([sys.executable, "-m", "dudek", "evaluate", str(tmp_path / "labels"), str(tmp_path / "sub.zip"), "--json"],
+                       capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1])["map_at1"] > 0
