@@ -248,9 +248,12 @@ def inference_jobs(source, out) -> tuple[list[tuple[str, Path, Path, str]], bool
 def infer(source, checkpoint, out, tta: str | None = None, raw=None, params=None, zip_path=None, device: str | None = None,
           workers: int = 1, batch_size: int | None = None, progress: bool = False) -> dict:
     "Spot the ball actions of `source` (a game, a folder of games or a video) with `checkpoint`; write `results_spotting.json` file(s)."
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try: kind = torch.device(device).type
+    except RuntimeError: raise InputError("option", "--device", f"cpu, cuda or cuda:N, got {device!r}") from None
+    if kind == "cuda" and not torch.cuda.is_available(): raise InputError("option", "--device", "cpu (no CUDA device here)")
     jobs, many = inference_jobs(source, out)
     if zip_path is not None and not many: raise InputError(zip_path, "--zip", "a folder of games as SOURCE (a submission holds several games)")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model, cfg = load_spotter(checkpoint, device)
     post = read_params(params, cfg.post) if params is not None else cfg.post
     tta = ("flip" if post.flip_tta else "") if tta is None else tta

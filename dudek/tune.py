@@ -12,11 +12,10 @@ from typing import Sequence
 import numpy as np
 import optuna
 
-from .files import InputError
+from .files import InputError, check_writable
 from .config import PostConfig
-from .annotations import find_games
 from .labels import MERGED
-from .annotations import Annotation, BallLabels, write_ball_labels, frame_to_position, game_time_of
+from .annotations import Annotation, BallLabels, find_games, frame_to_position, game_time_of, write_ball_labels
 from .metrics import Spots, event_spots, json_ready, spotting_scores
 from .postprocess import postprocess_scores, scores_to_spots, simulate_scores
 from .infer import RAW_FILE, load_raw, save_raw, write_params
@@ -116,6 +115,7 @@ def open_study(storage: str, name: str = "soft-nms", seed: int = 0) -> optuna.St
     return study
 
 def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    "The study's finished trials (not the running, failed or killed ones)."
     return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
 
 # %% ../nbs/13_tune.ipynb #7743c36e
@@ -124,7 +124,7 @@ def tune(raw, labels, out, trials: int = 100, storage: str | None = None, study:
     "Tune Soft-NMS on the saved scores `raw` of the labelled games `labels`; write the best parameters to `out` (JSON)."
     out = Path(out)
     if trials < 1: raise InputError("option", "--trials", f"a number of trials >= 1, got {trials}")
-    if out.is_dir(): raise InputError(out, "--out", "a file path for the parameters (JSON), got a folder")
+    check_writable(out, "--out")  # now, not after the study
     games = tuning_games(raw, labels)
     storage = storage or f"sqlite:///{(out.parent / 'tune.db').resolve()}"
     s = open_study(storage, study, seed)

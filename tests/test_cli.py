@@ -47,6 +47,7 @@ def test_config_resolves_profile_and_overrides():
     (["infer", "v.mp4", "--checkpoint", "c.pt", "--out", "o.json", "--workers", "-1"], "--workers"),
     (["infer", "v.mp4", "--checkpoint", "c.pt", "--out", "o.json", "--tta", "rotate"], "--tta"),
     (["infer", "nowhere", "--checkpoint", "c.pt", "--out", "o.json"], "source"),
+    (["infer", "v.mp4", "--checkpoint", "c.pt", "--out", "o.json", "--device", "gpu"], "--device"),
     (["tune", "--raw", "r", "--labels", "l", "--out", "p.json", "--trials", "0"], "--trials"),
     (["tune", "--raw", "r", "--labels", "nowhere", "--out", "p.json"], "nowhere"),
     (["synth", "out", "--games", "abc"], "--games"),  # typer's own checks: one line too, not a box
