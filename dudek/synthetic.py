@@ -24,10 +24,10 @@ from .engine import (FPS, HALF_LENGTH, HALF_WIDTH, GOAL_HALF_WIDTH, GOAL_HEIGHT,
 
 # %% auto #0
 __all__ = ['FIGURE_HEIGHT', 'UPRIGHT_POWER', 'LEAGUES', 'PARTS', 'REPLAY_ZOOM', 'SKINS', 'HAIR', 'PROPS', 'OUTLINE', 'REPLAY_TAG',
-           'BALL_POSES', 'CLUBS', 'KINDS', 'Camera', 'Look', 'League', 'sample_look', 'render_panorama', 'figure_mask',
-           'camera_pan', 'broadcast_edit', 'figure_colours', 'Projection', 'project_half', 'Renderer', 'half_truth',
-           'GameSpec', 'SyntheticGame', 'game_seed', 'half_frames', 'simulate_game', 'game_labels', 'video_names',
-           'write_game', 'check_options', 'synthesize']
+           'CLUBS', 'KINDS', 'Camera', 'Look', 'League', 'sample_look', 'render_panorama', 'figure_mask', 'camera_pan',
+           'broadcast_edit', 'figure_colours', 'Projection', 'project_half', 'Renderer', 'half_truth', 'GameSpec',
+           'SyntheticGame', 'game_seed', 'half_frames', 'simulate_game', 'game_labels', 'video_names', 'write_game',
+           'check_options', 'synthesize']
 
 # %% ../nbs/04_synthetic.ipynb #e39048b9
 FIGURE_HEIGHT = 2.4  # metres: figures are drawn taller than life, ~24 px at 224 high (~7 px at 64)
@@ -502,10 +502,6 @@ class Renderer:
             yield frame
 
 # %% ../nbs/04_synthetic.ipynb #9d16836d
-BALL_POSES = ("other", "kick", "header", "slide", "block", "throw", "keeper")  # classes of `ball_pose`
-_POSE_CLASS = np.array([BALL_POSES.index(p) if p in BALL_POSES else BALL_POSES.index("keeper") if p in ("hold", "dive") else 0
-                        for p in POSES], np.int8)  # the engine's pose -> its class in `ball_pose`
-
 def half_truth(cam: Camera, half: Half, proj: Projection) -> dict[str, np.ndarray]:
     "The ground-truth arrays of one half, per frame of its video (see the table above)."
     W, H, src = cam.width, cam.height, proj.source
@@ -530,7 +526,7 @@ def half_truth(cam: Camera, half: Half, proj: Projection) -> dict[str, np.ndarra
                 last_touch=np.where(half.touch >= 0, side[np.maximum(half.touch, 0)], 0)[src].astype(np.int8),
                 camera_x=np.where(replay, np.nan, cam.distance * np.tan(proj.pan / cam.focal)).astype(np.float32),
                 ball_player=gap[rows, near][src].astype(np.float32), ball_closing=closing[rows, near][src].astype(np.float32),
-                ball_pose=_POSE_CLASS[half.poses[rows, near]][src], replay=replay.astype(np.uint8))
+                replay=replay.astype(np.uint8))
 
 # %% ../nbs/04_synthetic.ipynb #6ad3f8fe
 CLUBS = ("Ashford Rovers", "Bexley Town", "Carrow City", "Dunmore United", "Eastwick Athletic", "Fenwick Albion",

@@ -39,13 +39,13 @@ def test_damaged_ground_truth_is_one_line(tmp_path, damage):
     arrays |= {"ball_xy": np.zeros((n, 2), np.float32), "ball_velocity": np.zeros((n, 3), np.float32),
                "width": np.int32(400), "height": np.int32(200), "half_length": np.float32(52.5)}
     path = write_truth(tmp_path, arrays)
-    assert set(read_truth(tmp_path)) >= {"ball_xy", "ball_pose", "replay"}
+    assert set(read_truth(tmp_path)) >= {"ball_xy", "ball_closing", "replay"}
     if damage == "truncated": path.write_bytes(path.read_bytes()[:300])
-    elif damage == "missing array": write_truth(tmp_path, {k: v for k, v in arrays.items() if k != "ball_pose"})
+    elif damage == "missing array": write_truth(tmp_path, {k: v for k, v in arrays.items() if k != "ball_closing"})
     else: path.write_text("hello")
     with pytest.raises(InputError) as e: read_truth(tmp_path)
     assert str(e.value).startswith(str(path)) and "\n" not in str(e.value)
-    if damage == "missing array": assert "ball_pose: an array of the ground truth" in str(e.value)
+    if damage == "missing array": assert "ball_closing: an array of the ground truth" in str(e.value)
 
 
 def test_check_writable_asks_without_creating(tmp_path):

@@ -15,7 +15,7 @@ from dudek.annotations import (ActionLabels, BallLabels, Prediction, Predictions
 from dudek.labels import BALL_LABELS, OLD_LABELS, OLD_TEAMS, TEAMS
 from dudek.annotations import read_truth
 from dudek.engine import FPS
-from dudek.synthetic import BALL_POSES, GameSpec, Renderer, project_half, simulate_game, synthesize
+from dudek.synthetic import GameSpec, Renderer, project_half, simulate_game, synthesize
 from dudek.video import read_frames, video_info, write_video
 
 MINUTES = 0.4  # the 224p games: 600 frames each
@@ -118,16 +118,14 @@ def test_ground_truth_fields(ball_root):
         n = video_info(game.video).n_frames
         with np.load(game.path / "ground_truth.npz") as z: raw = {k: z[k] for k in z.files}
         shapes = {"ball_xy": (n, 2), "ball_visible": (n,), "ball_height": (n,), "ball_pitch": (n, 3), "ball_velocity": (n, 3),
-                  "ball_state": (n,), "possession": (n,), "last_touch": (n,), "camera_x": (n,), "ball_player": (n,), "ball_closing": (n,),
-                  "ball_pose": (n,), "replay": (n,),
+                  "ball_state": (n,), "possession": (n,), "last_touch": (n,), "camera_x": (n,), "ball_player": (n,), "ball_closing": (n,), "replay": (n,),
                   "fps": (), "width": (), "height": (), "halftime_frame": (), "half_length": ()}
         assert {k: v.shape for k, v in raw.items()} == shapes
         assert (float(raw["fps"]), int(raw["height"]), int(raw["width"]), int(raw["halftime_frame"])) == (25.0, 224, 398, n // 2)
         assert set(np.unique(raw["ball_state"])) <= {0, 1, 2} and set(np.unique(raw["possession"])) <= {0, 1, 2}
-        assert set(np.unique(raw["ball_pose"])) <= set(range(len(BALL_POSES))) and BALL_POSES.index("kick") in raw["ball_pose"]
         truth = read_truth(game)
         assert set(truth) == {"ball_xy", "ball_visible", "ball_height", "ball_velocity", "ball_state", "possession",
-                              "last_touch", "camera_x", "ball_player", "ball_closing", "ball_pose", "replay"}
+                              "last_touch", "camera_x", "ball_player", "ball_closing", "replay"}
         assert all(len(v) == n for v in truth.values())
         vis = truth["ball_visible"].astype(bool)
         assert 0.3 < vis.mean() <= 1  # the camera follows the ball
