@@ -15,7 +15,7 @@ from .config import get_config
 
 # %% auto #0
 __all__ = ['app', 'DudekApp', 'main', 'config_cmd', 'evaluate_cmd', 'train_cmd', 'infer_cmd', 'tune_cmd', 'synth_size',
-           'synth_cmd']
+           'synth_cmd', 'parse_sizes', 'reproduce_cmd', 'site_cmd', 'download_cmd']
 
 # %% ../nbs/90_cli.ipynb #613b9b8f
 class DudekApp(typer.Typer):
@@ -161,3 +161,63 @@ def synth_cmd(out: Path = typer.Argument(..., help="folder to write the games in
     for folder in synthesize(out, n_games=games, minutes=minutes, seed=seed, kind=kind, league=league, min_events_per_class=min_events,
                              rare_boost=rare_boost, size=synth_size(height), workers=workers, variability=variability,
                              first_game=first_game, replays=replays): print(folder)
+
+# %% ../nbs/90_cli.ipynb #6b9ed5f5
+# cli: reproduce
+def parse_sizes(items) -> dict:
+    "`['finetune_epochs=2', 'sets={...}']` -> `{'finetune_epochs': 2, 'sets': {...}}` (values read as JSON where they are)."
+    out = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key: raise InputError("option", "--size", f"key=value, got {item!r}")
+        try: out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError: out[key.strip()] = value
+    return out
+
+@app.command("reproduce")
+def reproduce_cmd(profile: str = typer.Option("tiny", help="tiny (CPU, synthetic games, ~20 min) or paper (the write-up's recipe, GPU)"),
+                  data: Optional[Path] = typer.Option(None, help="a folder of SoccerNet ball-action games (default: synthetic games)"),
+                  old_data: Optional[Path] = typer.Option(None, "--old-data", help="old-label games (Labels-v2.json) to pretrain on"),
+                  out: Path = typer.Option(Path("runs/reproduce"), help="the run folder (new or empty; with --resume, a run to continue)"),
+                  resume: bool = typer.Option(False, "--resume", help="continue the run in --out, skipping the stages it finished"),
+                  from_scratch: bool = typer.Option(False, "--from-scratch", help="also run the vision stage instead of the shipped checkpoint"),
+                  size: Optional[List[str]] = typer.Option(None, "--size", help="a size of the run, e.g. finetune_epochs=2 or trials=20"),
+                  set_: Optional[List[str]] = typer.Option(None, "--set", help="a configuration override of the training, e.g. train.lr=3e-4"),
+                  stages: Optional[str] = typer.Option(None, help="comma-separated stages to run (default: all)"),
+                  seed: int = typer.Option(0, help="seed of the games' draws, the training and the tuning"),
+                  site: bool = typer.Option(True, "--site/--no-site", help="build the course site into OUT/site at the end"),
+                  quiet: bool = typer.Option(False, "--quiet", help="no progress bars (the stage lines remain)")):
+    "Run the whole course with papermill into a run folder: data, training, inference, tuning, scoring, report, site."
+    from dudek.pipeline import StageError, headline, reproduce
+    only = [s.strip() for s in stages.split(",") if s.strip()] if stages else None
+    try: metrics = reproduce(out, profile, data, old_data, parse_sizes(size), resume, from_scratch, seed, only, set_, progress=not quiet)
+    except StageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise typer.Exit(1)
+    if site:
+        from dudek.site import build_site
+        print(f"site: {build_site(out, out / 'site')}", file=sys.stderr)
+    if metrics:
+        print(f"report: {out / 'report.md'} ({out / 'report.html'}); metrics: {out / 'metrics.json'}", file=sys.stderr)
+        print(headline(metrics))
+
+# %% ../nbs/90_cli.ipynb #0c5006ff
+# cli: site
+@app.command("site")
+def site_cmd(run: Path = typer.Argument(..., help="a run folder of dudek reproduce"),
+             out: Path = typer.Option(..., help="the site folder (new, empty, or a site built before)")):
+    "Build the course site (HTML, search, API pages) from a run's executed notebooks and report."
+    from dudek.site import build_site
+    print(build_site(run, out))
+
+# %% ../nbs/90_cli.ipynb #e69967c3
+# cli: download
+@app.command("download")
+def download_cmd(out: Path = typer.Argument(..., help="folder that receives the games"),
+                 task: str = typer.Option("ball", help="ball (Team-BAS 2025 games) or actions (older games, for pretraining)"),
+                 split: Optional[List[str]] = typer.Option(None, help="train, valid, test, challenge (repeatable; default: all)"),
+                 password: Optional[str] = typer.Option(None, envvar="SOCCERNET_PASSWORD", help="the NDA password for the videos (actions)")):
+    "Download SoccerNet games with the SoccerNet package's downloader (the password is used, never stored)."
+    from dudek.pipeline import download
+    if task == "actions" and not password: password = typer.prompt("SoccerNet password (from the NDA)", hide_input=True)
+    for folder in download(out, task, split or ["train", "valid", "test", "challenge"], password): print(folder)

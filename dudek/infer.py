@@ -17,7 +17,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from .files import InputError, atomic_path, atomic_write, check_writable, safe_join
 from .config import Config, PostConfig, set_field
 from .labels import BALL_LABELS, MERGED, Codec
-from .annotations import Game, VIDEO_SUFFIXES, find_games, write_predictions
+from .annotations import Game, Predictions, VIDEO_SUFFIXES, find_games, write_predictions
 from .video import iter_frames, video_info
 from .metrics import event_spots, spotting_scores
 from .postprocess import (ClipAggregator, apply_displacement, make_submission, postprocess_scores, scores_to_predictions,
@@ -28,7 +28,7 @@ from .dataset import FrameSource, clip_indices, make_loader, clip_starts, event_
 # %% auto #0
 __all__ = ['BALL_HEADS', 'RAW_FILE', 'load_trained', 'load_spotter', 'MatchClips', 'stream_batches', 'clip_scores',
            'unmirror_scores', 'match_scores', 'evaluate_games', 'save_raw', 'load_raw', 'read_params', 'write_params',
-           'inference_jobs', 'infer']
+           'inference_jobs', 'infer', 'plot_timeline']
 
 # %% ../nbs/12_infer.ipynb #247e3d4b
 def load_trained(path, device="cpu") -> tuple[TDEED, Config]:
@@ -277,3 +277,22 @@ def infer(source, checkpoint, out, tta: str | None = None, raw=None, params=None
     return {"games": len(jobs), "predictions": sum(len(p.predictions) for p in predictions.values()), "written": written,
             "post": asdict(post), "tta": tta, "device": str(device), "seconds": round(seconds, 2),
             "frames_per_s": round(frames / max(seconds, 1e-9), 1)}
+
+# %% ../nbs/12_infer.ipynb #ec2eadbf
+def plot_timeline(game: Game, predictions: Predictions, min_confidence: float = 0.1):
+    "Labels (ticks) and predictions (dots, by confidence) of `game` over time, one row per label, teams split."
+    import matplotlib.pyplot as plt
+    labels = game.read_labels()
+    fig, ax = plt.subplots(figsize=(11, 4.5), layout="constrained")
+    row = {lb: i for i, lb in enumerate(BALL_LABELS)}
+    off = {"left": 0.18, "right": -0.18}
+    for a in labels.annotations:
+        ax.plot([a.position / 1000] * 2, [row[a.label] + off[a.team] - 0.12, row[a.label] + off[a.team] + 0.12], color="black", lw=1)
+    p = [q for q in predictions.predictions if q.confidence >= min_confidence]
+    sc = ax.scatter([q.position / 1000 for q in p], [row[q.label] + off[q.team] for q in p], c=[q.confidence for q in p],
+                    cmap="viridis", vmin=0, vmax=1, s=12)
+    fig.colorbar(sc, ax=ax, label="confidence")
+    ax.set_yticks(range(len(BALL_LABELS)), BALL_LABELS, fontsize=7)
+    ax.set_xlabel("time in the video (s)"); ax.set_ylabel("label (left team above, right below)")
+    ax.set_title(f"{game.rel}: labels (ticks) and predictions with confidence >= {min_confidence}")
+    return fig

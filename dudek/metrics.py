@@ -20,7 +20,8 @@ from .annotations import (BallLabels, Prediction, Predictions, position_to_frame
 __all__ = ['FPS', 'THRESHOLDS', 'RECALL_LEVELS', 'N_TEAM_COLUMNS', 'MISSING', 'n_rows', 'team_column', 'Spots', 'scored_half',
            'event_spots', 'detection_spots', 'cells', 'compiled', 'match_cells', 'threshold_curves', 'precision_recall',
            'average_precision', 'column_scores', 'team_weighted', 'SpottingScores', 'spotting_scores',
-           'official_scores', 'evaluate', 'json_ready', 'format_scores', 'simulate_predictions', 'plot_pr_curves']
+           'official_scores', 'paired_spots', 'evaluate', 'json_ready', 'format_scores', 'simulate_predictions',
+           'plot_pr_curves']
 
 # %% ../nbs/06_metrics.ipynb #258260d7
 FPS = 25  # Team-BAS videos are 25 fps; the scorer counts in these frames
@@ -267,9 +268,8 @@ def _pair(rel: str, available: dict) -> str | None:
     if len(hits) > 1: raise InputError(rel, "predictions", f"one results_spotting.json for this game, found {hits}")
     return hits[0] if hits else None
 
-def evaluate(labels_root, predictions, tolerance: int = 1, games: Sequence[str] | None = None,
-             missing: str = "error") -> dict:
-    "Team-mAP and mAP at `tolerance` of `predictions` (a folder or zip of results_spotting.json) against `labels_root`."
+def paired_spots(labels_root, predictions, games: Sequence[str] | None = None, missing: str = "error") -> tuple[list, list, dict]:
+    "Events and detections of every labelled game under `labels_root` with its predictions (a folder or zip), and which were paired."
     if missing not in MISSING: raise ValueError(f"missing: expected one of {MISSING}, got {missing!r}")
     label_games = [g for g in find_games(labels_root, kind="ball") if g.labels is not None]
     if games is not None:
@@ -290,9 +290,13 @@ def evaluate(labels_root, predictions, tolerance: int = 1, games: Sequence[str] 
         if key is None: empty.append(g.rel)
         else: used.add(key)
     if not scored: raise InputError(predictions, "games", "predictions for at least one labelled game")
-    out = spotting_scores(events, detections, tolerance).summary()
-    return {**out, "games": scored, "games_without_predictions": empty,
-            "unscored_predictions": sorted(set(available) - used)}
+    return events, detections, {"games": scored, "games_without_predictions": empty, "unscored_predictions": sorted(set(available) - used)}
+
+def evaluate(labels_root, predictions, tolerance: int = 1, games: Sequence[str] | None = None,
+             missing: str = "error") -> dict:
+    "Team-mAP and mAP at `tolerance` of `predictions` (a folder or zip of results_spotting.json) against `labels_root`."
+    events, detections, info = paired_spots(labels_root, predictions, games, missing)
+    return {**spotting_scores(events, detections, tolerance).summary(), **info}
 
 # %% ../nbs/06_metrics.ipynb #eb51b9bf
 def json_ready(obj):

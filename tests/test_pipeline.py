@@ -1,0 +1,101 @@
+"""`dudek reproduce` as a user runs it: real papermill kernels on the real chapters, real files.
+
+- a shortened `paper` run (the write-up's model: regnety_008, clip 80/68, L=2, flip TTA; small frames, two
+  tiny games per set, one epoch each, 5 tuning trials) through every stage from the data to the report;
+  `--resume` on the finished run skips every stage and prints the same headline;
+- a stage that fails (a damaged label file in `--data`) stops the run with one line naming the notebook and
+  the cell, exit code 1, and keeps the executed notebook; resumed after the fix, it finishes;
+- a run killed (SIGKILL) during a stage continues with `--resume` without redoing the stages it finished.
+"""
+import json, os, signal, subprocess, sys, time
+from pathlib import Path
+
+import pytest
+
+from dudek.annotations import find_games
+from dudek.synthetic import synthesize
+
+ENV = {**os.environ, "DUDEK_QUIET": "1", "PYTHONUNBUFFERED": "1"}
+TINY_SETS = {"train": {"n_games": 2, "minutes": 0.5, "seed": 0}, "old": {"n_games": 1, "minutes": 0.5, "seed": 2, "kind": "actions"},
+             "val": {"n_games": 1, "minutes": 0.5, "seed": 3}, "test": {"n_games": 1, "minutes": 1.0, "seed": 1}}
+
+
+def dudek(*args, timeout=900):
+    return subprocess.run([sys.executable, "-m", "dudek", *map(str, args)], capture_output=True, text=True, env=ENV, timeout=timeout)
+
+
+def test_shortened_paper_run_and_resume(tmp_path):
+    out = tmp_path / "run"
+    stages = "data,train,infer-val,tune,infer-test,score,report"
+    args = ["reproduce", "--profile", "paper", "--out", out, "--stages", stages, "--no-site", "--quiet",
+            "--size", "sets=" + json.dumps(TINY_SETS), "--size", "pretrain_epochs=1", "--size", "finetune_epochs=1",
+            "--size", "clips_per_epoch=4", "--size", "trials=5",
+            "--set", "model.pretrained=", "--set", "data.frame_height=64", "--set", "data.frame_width=64", "--set", "data.num_workers=0"]
+    res = dudek(*args)
+    assert res.returncode == 0, res.stderr[-3000:]
+    headline = res.stdout.strip().splitlines()[-1]
+    assert headline.startswith("Team-mAP@1 ") and "mAP@1" in headline and "nan" not in headline.lower(), headline
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert {"team_map_at1", "map_at1", "per_label", "validation", "stage_seconds"} <= set(metrics)
+    assert metrics["request"]["profile"] == "paper" and metrics["validation"]["trials"] == 5
+    cfg = json.loads((out / "train" / "finetune" / "config.json").read_text())
+    assert (cfg["model"]["backbone"], cfg["data"]["clip_len"], cfg["data"]["overlap"]) == ("regnety_008", 80, 68)  # the paper's model
+    assert (out / "report.html").is_file() and (out / "test" / "submission.zip").is_file()
+    assert sorted(p.name for p in (out / "notebooks").iterdir()) == [
+        "04_synthetic.ipynb", "06_metrics.ipynb", "11_train.ipynb", "12_infer-infer-test.ipynb", "12_infer.ipynb", "13_tune.ipynb", "14_report.ipynb"]
+    again = dudek(*args, "--resume")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stderr.count("finished earlier") == 7, again.stderr
+    assert again.stdout.strip().splitlines()[-1] == headline
+    # another request into the same folder is refused, in one line
+    other = dudek(*[a if a != "trials=5" else "trials=6" for a in args], "--resume")
+    assert other.returncode == 2 and other.stderr.strip().count("\n") == 0 and "differ in: sizes" in other.stderr, other.stderr
+
+
+def test_failing_stage_then_resume(tmp_path):
+    data = tmp_path / "games"
+    synthesize(data, n_games=2, minutes=0.2, seed=0, workers=1)
+    labels = find_games(data)[0].labels
+    good = labels.read_text()
+    labels.write_text(good.replace('"label": "', '"label": "NOT A LABEL ', 1))
+    out = tmp_path / "run"
+    args = ["reproduce", "--data", data, "--out", out, "--stages", "explore", "--no-site", "--quiet",
+            "--set", "data.n_test=1"]
+    res = dudek(*args)
+    assert res.returncode == 1, res.stderr[-2000:]
+    line = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+    assert len(line) == 1 and "stage explore: 05_explore.ipynb, cell" in line[0] and "InputError" in line[0] and "label" in line[0], res.stderr
+    assert (out / "notebooks" / "05_explore.ipynb").is_file()  # kept, up to the failure
+    labels.write_text(good)
+    res = dudek(*args, "--resume")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert json.loads((out / "pipeline.json").read_text())["stages"]["explore"]["seconds"] > 0
+
+
+def test_killed_run_resumes(tmp_path):
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "dudek", "reproduce", "--out", str(out), "--stages", "00_labels,00a_files,01_annotations,03_config",
+            "--no-site", "--quiet"]
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
+    state = out / "pipeline.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and p.poll() is None:
+        if state.is_file() and len(json.loads(state.read_text())["stages"]) >= 2: break
+        time.sleep(0.2)
+    assert p.poll() is None, "the run ended before it could be killed"
+    os.killpg(p.pid, signal.SIGKILL)  # the run and its kernel
+    p.wait()
+    finished = set(json.loads(state.read_text())["stages"])
+    assert 2 <= len(finished) < 4, finished
+    res = subprocess.run([*args, "--resume"], capture_output=True, text=True, env=ENV, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stderr.count("finished earlier") == len(finished), res.stderr
+    assert set(json.loads(state.read_text())["stages"]) == {"00_labels", "00a_files", "01_annotations", "03_config"}
+
+
+@pytest.mark.parametrize("bad, expected", [(["--profile", "huge"], "profile"), (["--size", "trials=0"], "trials"),
+                                           (["--set", "train.lr=-1"], "train.lr"), (["--data", "/nonexistent/games"], "/nonexistent/games")])
+def test_bad_requests_are_one_line(tmp_path, bad, expected):
+    res = dudek("reproduce", "--out", tmp_path / "run", "--no-site", *bad)
+    assert res.returncode == 2 and res.stderr.startswith("error:") and res.stderr.strip().count("\n") == 0 and expected in res.stderr, res.stderr
+    assert not (tmp_path / "run").exists()
