@@ -8,7 +8,6 @@
 - a run killed (SIGKILL) during a stage continues with `--resume` without redoing the stages it finished.
 """
 import json, os, signal, subprocess, sys, time
-from pathlib import Path
 
 import pytest
 
