@@ -15,7 +15,7 @@ from dudek.annotations import find_games
 from dudek.synthetic import synthesize
 
 ENV = {**os.environ, "DUDEK_QUIET": "1", "PYTHONUNBUFFERED": "1"}
-TINY_SETS = {"train": {"n_games": 2, "minutes": 0.5, "seed": 0}, "old": {"n_games": 1, "minutes": 0.5, "seed": 2, "kind": "actions"},
+TINY_SETS = {"train": {"n_games": 2, "minutes": 0.5, "seed": 0}, "old": {"n_games": 2, "minutes": 0.5, "seed": 2, "kind": "actions"},
              "val": {"n_games": 1, "minutes": 0.5, "seed": 3}, "test": {"n_games": 1, "minutes": 1.0, "seed": 1}}
 
 
