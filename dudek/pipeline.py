@@ -39,24 +39,30 @@ class Stage:
     def output(self) -> str: return f"{self.notebook}.ipynb" if self.page else f"{self.notebook}-{self.name}.ipynb"
 
 def course_notebooks(nbs=None) -> Path:
-    "The course's chapter notebooks: `nbs`, or the `nbs/` folder of the checkout the package is installed from."
-    folder = Path(nbs) if nbs else Path(importlib.import_module("dudek").__file__).resolve().parent.parent / "nbs"
-    if not (folder / "11_train.ipynb").is_file():
-        raise InputError(folder, "notebooks", "the course's chapter notebooks (dudek reproduce runs from a checkout: git clone, then pip install -e .)")
+    "The course's chapter notebooks: `nbs`, or the checkout's `nbs_path` (pyproject's `[tool.nbdev]`) the package is installed from."
+    if nbs is None:
+        root = Path(importlib.import_module("dudek").__file__).resolve().parent.parent
+        try:
+            import tomllib
+            nbs = root / tomllib.loads((root / "pyproject.toml").read_text())["tool"]["nbdev"]["nbs_path"]
+        except (ImportError, OSError, KeyError, ValueError): nbs = root / "nbs"  # (Python 3.10 has no tomllib)
+    folder = Path(nbs)
+    if not (folder / "index.ipynb").is_file():
+        raise InputError(folder, "notebooks", "the course's chapter notebooks (dudek reproduce and dudek site run from a checkout: git clone, then pip install -e .)")
     return folder
 
 # %% ../nbs/14_report.ipynb #b57038e4
 SIZES: dict[str, dict] = {
     "tiny": {"sets": {"train": dict(n_games=5, minutes=4.0, seed=0, rare_boost=3.0, min_events_per_class=2),
-                      "old": dict(n_games=4, minutes=3.0, seed=2, kind="actions"),
+                      "old": dict(n_games=3, minutes=3.0, seed=2, kind="actions"),
                       "val": dict(n_games=2, minutes=3.0, seed=3, min_events_per_class=1),
                       "test": dict(n_games=2, minutes=6.0, seed=1, min_events_per_class=3)},
-             "pretrain_epochs": 2, "finetune_epochs": 8, "clips_per_epoch": 400, "trials": 60, "tta": ""},
+             "pretrain_epochs": 1, "finetune_epochs": 6, "clips_per_epoch": 400, "trials": 60, "tta": "", "overrides": {}},
     "paper": {"sets": {"train": dict(n_games=7, minutes=20.0, seed=0, rare_boost=3.0, min_events_per_class=2),
                        "old": dict(n_games=20, minutes=20.0, seed=2, kind="actions"),
                        "val": dict(n_games=2, minutes=20.0, seed=3, min_events_per_class=2),
                        "test": dict(n_games=2, minutes=20.0, seed=1, min_events_per_class=3)},
-              "pretrain_epochs": 30, "finetune_epochs": 30, "clips_per_epoch": 5000, "trials": 200, "tta": "flip"},
+              "pretrain_epochs": 30, "finetune_epochs": 30, "clips_per_epoch": 5000, "trials": 200, "tta": "flip", "overrides": {}},
 }
 
 def run_sizes(profile: str, sizes: dict | None = None) -> dict:
@@ -65,9 +71,9 @@ def run_sizes(profile: str, sizes: dict | None = None) -> dict:
     out = json.loads(json.dumps(SIZES[profile]))
     for key, value in (sizes or {}).items():
         if key not in out: raise InputError("--size", key, f"one of {sorted(out)}")
-        if key == "sets":
-            if not isinstance(value, dict): raise InputError("--size", "sets", "a mapping {set: synthesize keyword arguments}")
-            out["sets"] = {**out["sets"], **value}
+        if key in ("sets", "overrides"):
+            if not isinstance(value, dict): raise InputError("--size", key, "a mapping {name: value}")
+            out[key] = {**out[key], **value}
         elif key == "tta":
             if value not in ("", "flip"): raise InputError("--size", "tta", f"'' or 'flip', got {value!r}")
             out[key] = value
@@ -103,8 +109,11 @@ LESSONS = ("00_labels", "00a_files", "01_annotations", "02_video", "03_config", 
 def plan(run, profile: str = "tiny", data=None, old_data=None, sizes: dict | None = None, from_scratch: bool = False,
          seed: int = 0, overrides=None) -> list[Stage]:
     "The stages of a reproduction into run folder `run` (synthetic games unless `data` is a folder of ball-action games)."
-    run, s, cfg = Path(run).resolve(), run_sizes(profile, sizes), get_config(profile, overrides)
-    train_set = {k.replace(".", "__"): v for k, v in parse_overrides(overrides).items()}  # the training chapter's `section__field` parameters
+    s = run_sizes(profile, sizes)
+    # synthetic runs have validation games of their own (to tune Soft-NMS on): training takes every training game
+    overrides = {**({} if data else {"data.n_val": 0}), **s["overrides"], **parse_overrides(overrides)}
+    run, cfg = Path(run).resolve(), get_config(profile, overrides)
+    train_set = {k.replace(".", "__"): v for k, v in overrides.items()}  # the training chapter's `section__field` parameters
     d = run / "data"
     train_data = str(Path(data).resolve()) if data else str(d / "train")
     old = str(Path(old_data).resolve()) if old_data else ("" if data else str(d / "old"))
@@ -208,7 +217,7 @@ def reproduce(run, profile: str = "tiny", data=None, old_data=None, sizes: dict 
         stages = [s for s in stages if s.name in set(only)]
     state = start_run(run, request, resume)
     if data is not None and not (run / "data" / "test").exists():
-        cfg = get_config(profile, overrides)
+        cfg = get_config(profile, {**request["sizes"]["overrides"], **request["overrides"]})
         split_views(data, run / "data", cfg.data.n_val, cfg.data.n_test, seed)
     t_run = time.perf_counter()
     for i, stage in enumerate(stages, 1):

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import dudek
 from .files import InputError, atomic_dir, check_writable
+from .pipeline import course_notebooks
 
 # %% auto #0
 __all__ = ['DIRECTIVE', 'CONF', 'SKIP_MODULES', 'REFERENCE', 'MARKER', 'directives', 'is_hidden', 'strip_directives',
-           'reader_notebook', 'Page', 'notebook_pages', 'repo_notebooks', 'package_modules', 'report_files',
-           'write_sources', 'build_site']
+           'reader_notebook', 'Page', 'notebook_pages', 'package_modules', 'report_files', 'write_sources',
+           'build_site']
 
 # %% ../nbs/14a_site.ipynb #3c09d3fa
 DIRECTIVE = re.compile(r"^\s*#\|\s*(.*?)\s*$")  # `#| export`, `#|hide`, `#| eval: false`
@@ -70,18 +71,6 @@ def notebook_pages(run, nbs) -> list[Page]:
         executed = Path(run) / "notebooks" / f"{name}.ipynb"
         pages.append(Page(name, executed, True) if executed.is_file() else Page(name, Path(nbs) / f"{name}.ipynb", False))
     return pages
-
-# %% ../nbs/14a_site.ipynb #fed29ab0
-def repo_notebooks() -> Path:
-    "The chapters folder of the checkout that this package runs from (pyproject's `nbs_path`)."
-    root = Path(dudek.__file__).resolve().parent.parent
-    try:
-        import tomllib
-        nbs = root / tomllib.loads((root / "pyproject.toml").read_text())["tool"]["nbdev"]["nbs_path"]
-    except (ImportError, OSError, KeyError, ValueError): nbs = root / "nbs"
-    if not (nbs / "index.ipynb").is_file():
-        raise InputError(nbs, "nbs", "the repository's notebooks: the site is built from a checkout (pip install -e .)")
-    return nbs
 
 # %% ../nbs/14a_site.ipynb #9f1accfd
 CONF = dict(project="dudek", html_title="dudek", extensions=["myst_nb", "sphinx.ext.autodoc"], html_theme="sphinx_book_theme",
@@ -160,8 +149,7 @@ def build_site(run, out, nbs=None, quiet: bool = True) -> Path:
     "Build the course site of run folder `run` (chapters of `nbs`, by default the repository's) into folder `out`; returns its front page."
     run, out = Path(run), Path(out)
     if not run.is_dir(): raise InputError(run, "RUN", "a run folder of dudek reproduce")
-    nbs = repo_notebooks() if nbs is None else Path(nbs)
-    if not (nbs / "index.ipynb").is_file(): raise InputError(nbs, "nbs", "the course's notebooks folder (with index.ipynb)")
+    nbs = course_notebooks(nbs)
     check_writable(out, "--out", folder=True)
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
         raise InputError(out, "--out", f"a new or empty folder, or a site built before (with {MARKER}); it holds other files")
