@@ -20,10 +20,10 @@ from .dataset import split_games
 from .infer import plot_timeline
 
 # %% auto #0
-__all__ = ['SIZES', 'LESSONS', 'STATE', 'TEAM_OUTCOMES', 'SPLITS', 'BALL_TASK', 'Stage', 'course_notebooks', 'run_sizes',
-           'link_games', 'split_views', 'plan', 'StageError', 'run_stage', 'read_state', 'start_run', 'reproduce',
-           'test_scores', 'run_metrics', 'headline', 'plot_label_bars', 'team_errors', 'plot_team_errors', 'plot_pr',
-           'report_markdown', 'markdown_html', 'write_report', 'unpack', 'download']
+__all__ = ['SIZES', 'BUDGET_S', 'LESSONS', 'STATE', 'TEAM_OUTCOMES', 'SPLITS', 'BALL_TASK', 'Stage', 'course_notebooks',
+           'run_sizes', 'link_games', 'split_views', 'plan', 'StageError', 'run_stage', 'read_state', 'start_run',
+           'reproduce', 'test_scores', 'run_metrics', 'headline', 'plot_label_bars', 'team_errors', 'plot_team_errors',
+           'plot_pr', 'report_markdown', 'markdown_html', 'write_report', 'unpack', 'download']
 
 # %% ../nbs/14_report.ipynb #5f3469f7
 @dataclass
@@ -54,7 +54,7 @@ def course_notebooks(nbs=None) -> Path:
 # %% ../nbs/14_report.ipynb #b57038e4
 SIZES: dict[str, dict] = {
     "tiny": {"sets": {"train": dict(n_games=5, minutes=4.0, seed=0, rare_boost=3.0, min_events_per_class=2),
-                      "old": dict(n_games=3, minutes=3.0, seed=2, kind="actions"),
+                      "old": dict(n_games=2, minutes=3.0, seed=2, kind="actions"),
                       "val": dict(n_games=2, minutes=3.0, seed=3, min_events_per_class=1),
                       "test": dict(n_games=2, minutes=6.0, seed=1, min_events_per_class=3)},
              "pretrain_epochs": 1, "finetune_epochs": 6, "clips_per_epoch": 400, "trials": 60, "tta": "", "overrides": {}},
@@ -64,6 +64,11 @@ SIZES: dict[str, dict] = {
                        "test": dict(n_games=2, minutes=20.0, seed=1, min_events_per_class=3)},
               "pretrain_epochs": 30, "finetune_epochs": 30, "clips_per_epoch": 5000, "trials": 200, "tta": "flip", "overrides": {}},
 }
+
+BUDGET_S: dict[str, dict[str, float]] = {  # seconds per stage that the `tiny` profile is sized for (2-core CPU, measured)
+    "tiny": {"00_labels": 5, "00a_files": 5, "01_annotations": 5, "02_video": 6, "03_config": 6, "04a_engine": 20, "data": 150,
+             "explore": 15, "07_postprocess": 6, "augment": 22, "model": 25, "10_dataset": 12, "train": 680, "infer-val": 55,
+             "tune": 22, "infer-test": 80, "score": 13, "report": 30, "90_cli": 12, "index": 3}}
 
 def run_sizes(profile: str, sizes: dict | None = None) -> dict:
     "The `profile`'s sizes with `sizes` overriding some (`{'finetune_epochs': 2}`, or `{'sets': ...}`), each checked."
@@ -134,13 +139,13 @@ def plan(run, profile: str = "tiny", data=None, old_data=None, sizes: dict | Non
                "from_scratch": from_scratch, **train_set}),
         Stage("infer-val", "12_infer", "the validation games, raw scores kept",
               {"checkpoint": str(run / "train" / "finetune" / "best.pt"), "data_dir": str(d / "val"), "out_dir": str(run / "val"),
-               "tta": s["tta"], "seed": seed, "quiet": True}),
+               "tta": s["tta"], "minutes": 0.25, "seed": seed, "quiet": True}),  # (minutes: the chapter's own short check game)
         Stage("tune", "13_tune", "Soft-NMS tuned by Optuna on the validation scores",
               {"raw_dir": str(run / "val" / "raw"), "labels_dir": str(d / "val"), "out_dir": str(run / "tune"), "trials": s["trials"],
                "seed": seed}),
         Stage("infer-test", "12_infer", "the test games, tuned Soft-NMS", {"checkpoint": str(run / "train" / "finetune" / "best.pt"),
               "data_dir": str(d / "test"), "out_dir": str(run / "test"), "params": str(run / "tune" / "params.json"),
-              "tta": s["tta"], "seed": seed, "quiet": True}, page=False),
+              "tta": s["tta"], "minutes": 0.25, "seed": seed, "quiet": True}, page=False),
         Stage("score", "06_metrics", "Team-mAP@1 of the test predictions",
               {"labels_root": str(d / "test"), "predictions": str(run / "test" / "predictions"), "run_dir": str(run / "scores" / "test")}),
         Stage("report", "14_report", "metrics.json and the report", {"run_dir": str(run)}),
@@ -228,6 +233,8 @@ def reproduce(run, profile: str = "tiny", data=None, old_data=None, sizes: dict 
             continue
         print(head, file=sys.stderr, flush=True)
         seconds = run_stage(stage, run, nbs, progress)
+        budget = BUDGET_S.get(profile, {}).get(stage.name)
+        if budget and seconds > 1.5 * budget: print(f"  {stage.name} took {seconds:.0f} s, over its budget of {budget:.0f} s", file=sys.stderr)
         state["stages"][stage.name] = {"notebook": stage.output, "seconds": round(seconds, 1), "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
         atomic_write(run / STATE, json.dumps(state, indent=1))
     print(f"{len(stages)} stages in {time.perf_counter() - t_run:.0f} s", file=sys.stderr, flush=True)
@@ -257,7 +264,9 @@ def run_metrics(run) -> dict:
                              "trials": tuned.get("trials"), "games": tuned.get("games")}
     summary = _read_json(run / "train" / "finetune" / "summary.json")
     if summary is not None: out["training"] = {k: summary.get(k) for k in ("epochs", "best", "train_seconds")}
-    if state is not None: out.update(request=state["request"], stage_seconds={k: v["seconds"] for k, v in state["stages"].items()})
+    if state is not None:
+        out.update(request=state["request"], stage_seconds={k: v["seconds"] for k, v in state["stages"].items()},
+                   stage_budget_s=BUDGET_S.get(state["request"]["profile"], {}))
     return json_ready(out)
 
 def headline(metrics: dict) -> str:
@@ -288,17 +297,18 @@ def plot_label_bars(metrics: dict):
 # %% ../nbs/14_report.ipynb #41bdd361
 TEAM_OUTCOMES = ("right team", "other team", "missed")
 
-def team_errors(events: Sequence[Spots], detections: Sequence[Spots], tolerance_frames: float = FPS / 2) -> np.ndarray:
-    "Counts `(12, 3)` per label of events whose best same-label prediction within tolerance has the right team, the other, or none."
+def team_errors(events: Sequence[Spots], detections: Sequence[Spots], min_confidence: float = 0.1,
+                tolerance_frames: float = FPS / 2) -> np.ndarray:
+    "Counts `(12, 3)` per label of events whose best same-label prediction (>= `min_confidence`, within tolerance) has the right team, the other, or none."
     counts = np.zeros((len(BALL_LABELS), 3), np.int64)
     for ev, det in zip(events, detections):
         for f, c in zip(ev.frame, ev.column):
-            near = (det.column // 2 == c // 2) & (np.abs(det.frame - f) <= tolerance_frames)
+            near = (det.column // 2 == c // 2) & (np.abs(det.frame - f) <= tolerance_frames) & (det.value >= min_confidence)
             if not near.any(): counts[c // 2, 2] += 1
             else: counts[c // 2, 0 if det.column[near][np.argmax(det.value[near])] == c else 1] += 1
     return counts
 
-def plot_team_errors(counts: np.ndarray):
+def plot_team_errors(counts: np.ndarray, min_confidence: float = 0.1):
     "Shares of each label's events by outcome (`team_errors`), as a picture with the counts written in."
     import matplotlib.pyplot as plt
     share = counts / np.maximum(counts.sum(1, keepdims=True), 1)
@@ -306,7 +316,7 @@ def plot_team_errors(counts: np.ndarray):
     im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1, aspect="auto")
     for (i, j), n in np.ndenumerate(counts): ax.text(j, i, str(n), ha="center", va="center", fontsize=8, color="white" if share[i, j] > 0.6 else "black")
     ax.set_xticks(range(3), TEAM_OUTCOMES); ax.set_yticks(range(len(BALL_LABELS)), BALL_LABELS, fontsize=8)
-    ax.set(xlabel="best prediction of the event's label within 0.5 s", ylabel="event label", title="Team errors on the test games (counts; colour: share)")
+    ax.set(xlabel=f"best prediction of the event's label within 0.5 s, confidence >= {min_confidence:g}", ylabel="event label", title="Team errors on the test games (counts; colour: share)")
     fig.colorbar(im, ax=ax, label="share of the label's events")
     return fig
 
@@ -353,9 +363,12 @@ def report_markdown(metrics: dict, figures: dict[str, str], config_rows: Sequenc
                   f"best epoch {(t.get('best') or {}).get('epoch')}."]
     if config_rows: lines += ["", "## Configuration of the fine-tuned model", "", "| field | value |", "|---|---|", *config_rows]
     if metrics.get("stage_seconds"):
-        secs = metrics["stage_seconds"]
-        lines += ["", "## Time per stage", "", "| stage | seconds |", "|---|---|", *[f"| {k} | {v:.0f} |" for k, v in secs.items()],
-                  f"| **all** | **{sum(secs.values()):.0f}** |"]
+        secs, budget = metrics["stage_seconds"], metrics.get("stage_budget_s") or {}
+        b = lambda k: f"{budget[k]:.0f}" if k in budget else "-"
+        lines += ["", "## Time per stage", "", "Measured on this run (the report's own stage and the later ones are not in yet), beside the "
+                  "time the profile is sized for.", "", "| stage | budget (s) | measured (s) |", "|---|---|---|",
+                  *[f"| {k} | {b(k)} | {v:.0f} |" for k, v in secs.items()],
+                  f"| **all** | **{sum(budget.get(k, 0) for k in secs):.0f}** | **{sum(secs.values()):.0f}** |"]
     if metrics.get("request"): lines += ["", "## Request", "", "```json", json.dumps(metrics["request"], indent=1), "```"]
     return "\n".join(lines) + "\n"
 
