@@ -36,7 +36,7 @@ def test_shortened_paper_run_and_resume(tmp_path):
     assert headline.startswith("Team-mAP@1 ") and "mAP@1" in headline and "nan" not in headline.lower(), headline
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"team_map_at1", "map_at1", "per_label", "validation", "stage_seconds"} <= set(metrics)
-    assert metrics["request"]["profile"] == "paper" and metrics["validation"]["trials"] == 5
+    assert metrics["request"]["profile"] == "paper" and metrics["validation"]["trials"] >= 5, metrics["validation"]  # (the chapter also shows a top-up of 5 more)
     cfg = json.loads((out / "train" / "finetune" / "config.json").read_text())
     assert (cfg["model"]["backbone"], cfg["data"]["clip_len"], cfg["data"]["overlap"]) == ("regnety_008", 80, 68)  # the paper's model
     assert (out / "report.html").is_file() and (out / "test" / "submission.zip").is_file()
