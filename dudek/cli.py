@@ -11,7 +11,7 @@ from typing import List, Optional
 import typer
 
 from .files import InputError
-from .config import get_config
+from .config import get_config, parse_overrides
 
 # %% auto #0
 __all__ = ['app', 'DudekApp', 'main', 'config_cmd', 'evaluate_cmd', 'train_cmd', 'infer_cmd', 'tune_cmd', 'synth_size',
@@ -166,13 +166,10 @@ def synth_cmd(out: Path = typer.Argument(..., help="folder to write the games in
 # cli: reproduce
 def parse_sizes(items) -> dict:
     "`['finetune_epochs=2', 'sets={...}']` -> `{'finetune_epochs': 2, 'sets': {...}}` (values read as JSON where they are)."
-    out = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key: raise InputError("option", "--size", f"key=value, got {item!r}")
-        try: out[key.strip()] = json.loads(value)
-        except json.JSONDecodeError: out[key.strip()] = value
-    return out
+    def value(v):
+        try: return json.loads(v)
+        except json.JSONDecodeError: return v
+    return {k: value(v) for k, v in parse_overrides(items, "--size").items()}
 
 @app.command("reproduce")
 def reproduce_cmd(profile: str = typer.Option("tiny", help="tiny (CPU, synthetic games, ~20 min) or paper (the write-up's recipe, GPU)"),

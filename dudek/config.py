@@ -176,13 +176,13 @@ def check_config(cfg: Config, source="config") -> Config:
         raise InputError(source, "data.overlap", f"fewer sampled frames than data.clip_len ({cfg.data.clip_len}), got {cfg.data.overlap}")
     return cfg
 
-def parse_overrides(items) -> dict[str, Any]:
-    "`['train.lr=3e-4', ...]` -> `{'train.lr': '3e-4'}` (a dict passes through)."
+def parse_overrides(items, option: str = "--set") -> dict[str, Any]:
+    "`['train.lr=3e-4', ...]` -> `{'train.lr': '3e-4'}` (a dict passes through); a malformed item names command-line `option`."
     if isinstance(items, dict): return dict(items)
     out = {}
     for item in items or []:
         key, eq, value = item.partition("=")
-        if not eq or not key.strip(): raise InputError("--set", item, "key=value, e.g. train.lr=3e-4")
+        if not eq or not key.strip(): raise InputError(option, item, "key=value, e.g. train.lr=3e-4")
         out[key.strip()] = value.strip()
     return out
 

@@ -250,10 +250,10 @@ def _read_json(path):
     try: return json.loads(Path(path).read_text()) if Path(path).is_file() else None
     except (OSError, json.JSONDecodeError) as e: raise InputError(path, "json", f"a readable JSON file ({e})") from None
 
-def run_metrics(run) -> dict:
-    "`metrics.json` of a run: the test figures at the top level, then validation, training and timing."
+def run_metrics(run, scored=None) -> dict:
+    "`metrics.json` of a run: the test figures at the top level, then validation, training and timing (`scored`: `test_scores` of the run, if at hand)."
     run = Path(run)
-    scores, _, _, info = test_scores(run / "data" / "test", run / "test" / "predictions")
+    scores, _, _, info = scored or test_scores(run / "data" / "test", run / "test" / "predictions")
     out = scores.summary()
     present = [r["label"] for r in out["per_label"] if r["events_left"] + r["events_right"] > 0]
     out.update(labels_scored=present, games=info["games"])
@@ -385,8 +385,9 @@ def write_report(run) -> dict:
     "Write `metrics.json`, `report.md`, `report.html` and `report_files/` into run folder `run`; returns the metrics."
     import matplotlib.pyplot as plt
     run = Path(run)
-    metrics = run_metrics(run)
-    scores, events, detections, _ = test_scores(run / "data" / "test", run / "test" / "predictions")
+    scored = test_scores(run / "data" / "test", run / "test" / "predictions")
+    scores, events, detections, _ = scored
+    metrics = run_metrics(run, scored)
     first = find_games(run / "data" / "test", kind="ball")[0]
     pictures = {"Average precision per label": plot_label_bars(metrics), "Team errors": plot_team_errors(team_errors(events, detections)),
                 "Precision and recall": plot_pr(scores, metrics),
