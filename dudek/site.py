@@ -155,11 +155,15 @@ def build_site(run, out, nbs=None, quiet: bool = True) -> Path:
         raise InputError(out, "--out", f"a new or empty folder, or a site built before (with {MARKER}); it holds other files")
     try: from sphinx.application import Sphinx
     except ImportError: raise ImportError("the course site needs Sphinx, myst-nb and sphinx-book-theme: pip install -e '.[site]'") from None
-    with tempfile.TemporaryDirectory(prefix="dudek-site-") as src, atomic_dir(out) as tmp_out, warnings.catch_warnings():
+    # sources and Sphinx's own build folders (myst-nb writes `jupyter_execute/` beside the HTML folder) stay in temp folders;
+    # only the finished HTML reaches `out`
+    with (tempfile.TemporaryDirectory(prefix="dudek-site-") as src, tempfile.TemporaryDirectory(prefix="dudek-build-") as build,
+          atomic_dir(out) as tmp_out, warnings.catch_warnings()):
         if quiet: warnings.simplefilter("ignore")
         write_sources(run, nbs, src)
-        app = Sphinx(src, src, tmp_out, Path(src) / ".doctrees", "html", status=None if quiet else sys.stdout,
+        app = Sphinx(src, src, Path(build) / "html", Path(build) / "doctrees", "html", status=None if quiet else sys.stdout,
                      warning=io.StringIO() if quiet else sys.stderr, freshenv=True)
         app.build()
+        shutil.copytree(Path(build) / "html", tmp_out, dirs_exist_ok=True)
         (Path(tmp_out) / MARKER).write_text(f"a course site built by dudek.site.build_site from {run.resolve()}\n")
     return out / "index.html"

@@ -68,6 +68,7 @@ def site(tmp_path_factory):
     t0 = time.perf_counter()
     front = build_site(run, tmp / "site")
     print(f"site built in {time.perf_counter() - t0:.1f} s")
+    assert sorted(p.name for p in tmp.iterdir()) == ["run", "site"], "the build wrote beside the site"
     return front.parent
 
 
