@@ -26,6 +26,7 @@ from dudek.metrics import json_ready
 from dudek.synthetic import synthesize
 from dudek.infer import evaluate_games, load_trained
 from dudek.train import train_stage
+from dudek.ablations import spread
 
 DATA = {  # folder -> synthesize(...) keyword arguments
     "train": dict(n_games=7, minutes=4.0, seed=0, rare_boost=3.0, min_events_per_class=2),
@@ -68,11 +69,6 @@ def one_seed(seed: int, run: Path, data, old, tests: dict, a, cache) -> dict:
     return out
 
 
-def spread(values) -> dict:
-    v = np.asarray(values, np.float64)
-    return {"mean": float(np.nanmean(v)), "min": float(np.nanmin(v)), "max": float(np.nanmax(v))}
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="data/synthetic")
@@ -99,7 +95,7 @@ def main(argv=None):
                          "ap": {lb: spread([r["ap"][lb] for r in per]) for lb in BALL_LABELS}}
         print(f"\n{name}: mean [min, max] over seeds {a.seeds}")
         print(f"{'label':26s} {'team AP':>22s} {'AP':>22s}")
-        fmt = lambda s: f"{s['mean']:.3f} [{s['min']:.3f}, {s['max']:.3f}]"
+        fmt = lambda s: "-" if s is None else f"{s['mean']:.3f} [{s['min']:.3f}, {s['max']:.3f}]"
         for lb in BALL_LABELS: print(f"{lb:26s} {fmt(summary[name]['team_ap'][lb]):>22s} {fmt(summary[name]['ap'][lb]):>22s}")
         print(f"{'Team-mAP@1':26s} {fmt(summary[name]['team_map']):>22s}   mAP@1 {fmt(summary[name]['map'])}")
     minutes = [sum(r["train_seconds"].values()) / 60 for r in results]

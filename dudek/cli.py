@@ -183,11 +183,13 @@ def reproduce_cmd(profile: str = typer.Option("tiny", help="tiny (CPU, synthetic
                   stages: Optional[str] = typer.Option(None, help="comma-separated stages to run (default: all)"),
                   seed: int = typer.Option(0, help="seed of the games' draws, the training and the tuning"),
                   site: bool = typer.Option(True, "--site/--no-site", help="build the course site into OUT/site at the end"),
+                  ablations: bool = typer.Option(False, "--ablations", help="also measure the write-up's claims (15_ablations; tiny: <= 100 min more; sizes: --size ablations={...})"),
                   quiet: bool = typer.Option(False, "--quiet", help="no progress bars (the stage lines remain)")):
     "Run the whole course with papermill into a run folder: data, training, inference, tuning, scoring, report, site."
     from dudek.pipeline import StageError, headline, reproduce
     only = [s.strip() for s in stages.split(",") if s.strip()] if stages else None
-    try: metrics = reproduce(out, profile, data, old_data, parse_sizes(size), resume, from_scratch, seed, only, set_, progress=not quiet)
+    try: metrics = reproduce(out, profile, data, old_data, parse_sizes(size), resume, from_scratch, seed, only, set_, progress=not quiet,
+                             ablations=ablations)
     except StageError as e:
         print(f"error: {e}", file=sys.stderr)
         raise typer.Exit(1)

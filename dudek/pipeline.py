@@ -20,10 +20,11 @@ from .dataset import split_games
 from .infer import plot_timeline
 
 # %% auto #0
-__all__ = ['SIZES', 'BUDGET_S', 'LESSONS', 'STATE', 'TEAM_OUTCOMES', 'SPLITS', 'BALL_TASK', 'Stage', 'course_notebooks',
-           'run_sizes', 'link_games', 'split_views', 'plan', 'StageError', 'run_stage', 'read_state', 'start_run',
-           'reproduce', 'test_scores', 'run_metrics', 'headline', 'plot_label_bars', 'team_errors', 'plot_team_errors',
-           'plot_pr', 'report_markdown', 'markdown_html', 'write_report', 'unpack', 'download']
+__all__ = ['SIZES', 'BUDGET_S', 'ABLATION_SIZES', 'LESSONS', 'STATE', 'TEAM_OUTCOMES', 'SPLITS', 'BALL_TASK', 'Stage',
+           'course_notebooks', 'run_sizes', 'ablation_sizes', 'link_games', 'split_views', 'plan', 'StageError',
+           'run_stage', 'read_state', 'start_run', 'reproduce', 'test_scores', 'run_metrics', 'headline',
+           'plot_label_bars', 'team_errors', 'plot_team_errors', 'plot_pr', 'report_markdown', 'markdown_html',
+           'write_report', 'unpack', 'download']
 
 # %% ../nbs/14_report.ipynb #5f3469f7
 @dataclass
@@ -34,6 +35,7 @@ class Stage:
     title: str  # what the progress line says
     params: dict = field(default_factory=dict)
     page: bool = True  # this execution is the chapter's page (False: a repeated chapter)
+    stream: bool = False  # the notebook's own progress lines (stderr) go to the terminal as they come
 
     @property
     def output(self) -> str: return f"{self.notebook}.ipynb" if self.page else f"{self.notebook}-{self.name}.ipynb"
@@ -69,7 +71,13 @@ BUDGET_S: dict[str, dict[str, float]] = {  # seconds per stage of the `tiny` pro
     # on the 2-core reference CPU on 2026-12-04 (rounded up; 1,125 s in all, 15.8 and 18.4 minutes of wall time with the site)
     "tiny": {"00_labels": 2, "00a_files": 2, "01_annotations": 3, "02_video": 4, "03_config": 4, "04a_engine": 10, "data": 120,
              "explore": 13, "07_postprocess": 9, "augment": 16, "model": 16, "10_dataset": 8, "train": 760, "infer-val": 47,
-             "tune": 15, "infer-test": 55, "score": 9, "report": 20, "90_cli": 10, "index": 2}}
+             "tune": 15, "infer-test": 55, "score": 9, "report": 20, "90_cli": 10, "index": 2,
+             "ablations": 6000}}  # (--ablations: at most 100 minutes, its own sizes below)
+
+def _count(option: str, key: str, value, low: int) -> int:
+    if isinstance(value, str) and value.isdigit(): value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < low: raise InputError(option, key, f"a whole number >= {low}, got {value!r}")
+    return value
 
 def run_sizes(profile: str, sizes: dict | None = None) -> dict:
     "The `profile`'s sizes with `sizes` overriding some (`{'finetune_epochs': 2}`, or `{'sets': ...}`), each checked."
@@ -83,11 +91,31 @@ def run_sizes(profile: str, sizes: dict | None = None) -> dict:
         elif key == "tta":
             if value not in ("", "flip"): raise InputError("--size", "tta", f"'' or 'flip', got {value!r}")
             out[key] = value
-        else:
-            if isinstance(value, str) and value.isdigit(): value = int(value)
-            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "pretrain_epochs" else 1):
-                raise InputError("--size", key, f"a whole number >= {0 if key == 'pretrain_epochs' else 1}, got {value!r}")
+        else: out[key] = _count("--size", key, value, 0 if key == "pretrain_epochs" else 1)
+    return out
+
+ABLATION_SIZES: dict[str, dict] = {  # the ablations' own schedule (15_ablations): every trained configuration gets it, each seed
+    "tiny": {"pretrain_epochs": 1, "finetune_epochs": 3, "clips_per_epoch": 400, "trials": 60, "seeds": [0, 1],
+             "other": dict(n_games=2, minutes=6.0, seed=1, min_events_per_class=3, league="other_league")},
+    "paper": {"pretrain_epochs": 10, "finetune_epochs": 20, "clips_per_epoch": 5000, "trials": 100, "seeds": [0, 1],
+              "other": dict(n_games=2, minutes=20.0, seed=1, min_events_per_class=3, league="other_league")}}
+
+def ablation_sizes(profile: str, sizes: dict | None = None) -> dict:
+    "The ablations' sizes for `profile` with `sizes` overriding some (`{'finetune_epochs': 1, 'seeds': [0, 1]}`), each checked."
+    if profile not in ABLATION_SIZES: raise InputError("--profile", "profile", f"one of {sorted(ABLATION_SIZES)}, got {profile!r}")
+    if not isinstance(sizes or {}, dict): raise InputError("--size", "ablations", "a mapping, e.g. ablations={\"seeds\": [0, 1]}")
+    out, where = json.loads(json.dumps(ABLATION_SIZES[profile])), "--size ablations"
+    for key, value in (sizes or {}).items():
+        if key not in out: raise InputError(where, key, f"one of {sorted(out)}")
+        if key == "other":
+            if not isinstance(value, dict): raise InputError(where, key, "a mapping of synthesize() arguments")
+            out[key] = {**out[key], **value}
+        elif key == "seeds":
+            if (not isinstance(value, list) or not value or len(set(map(str, value))) != len(value)
+                    or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)):
+                raise InputError(where, key, f"a list of different whole numbers, e.g. [0, 1], got {value!r}")
             out[key] = value
+        else: out[key] = _count(where, key, value, 0 if key == "pretrain_epochs" else 1)
     return out
 
 # %% ../nbs/14_report.ipynb #d20ab2d5
@@ -113,8 +141,8 @@ def split_views(data, out, n_val: int = 1, n_test: int = 0, seed: int = 0) -> di
 LESSONS = ("00_labels", "00a_files", "01_annotations", "02_video", "03_config", "04a_engine")
 
 def plan(run, profile: str = "tiny", data=None, old_data=None, sizes: dict | None = None, from_scratch: bool = False,
-         seed: int = 0, overrides=None) -> list[Stage]:
-    "The stages of a reproduction into run folder `run` (synthetic games unless `data` is a folder of ball-action games)."
+         seed: int = 0, overrides=None, ablations: dict | None = None) -> list[Stage]:
+    "The stages of a reproduction into run folder `run` (synthetic games unless `data` is a folder of ball-action games; `ablations`: their sizes, to add them)."
     s = run_sizes(profile, sizes)
     # synthetic runs have validation games of their own (to tune Soft-NMS on): training takes every training game
     overrides = {**({} if data else {"data.n_val": 0}), **s["overrides"], **parse_overrides(overrides)}
@@ -153,6 +181,12 @@ def plan(run, profile: str = "tiny", data=None, old_data=None, sizes: dict | Non
         Stage("90_cli", "90_cli", "a lesson, with its own small examples"),
         Stage("index", "index", "the front page"),
     ]
+    if ablations is not None:  # before the report, which shows their table
+        a = ablation_sizes(profile, ablations)
+        stages.insert(len(stages) - 3, Stage("ablations", "15_ablations", f"the write-up's claims measured ({len(a['seeds'])} seeds; a line per row)",
+            {"run_dir": str(run / "ablations"), "data_dir": train_data, "old_data_dir": old, "val_dir": str(d / "val"), "test_dir": str(d / "test"),
+             "other_dir": "" if data else str(d / "test-other"), "profile": profile, "sizes": a, "cache_dir": str(run / "cache"), **train_set},
+            stream=True))
     return stages
 
 # %% ../nbs/14_report.ipynb #2895e91f
@@ -167,7 +201,8 @@ def run_stage(stage: Stage, run, nbs=None, progress: bool = True, prepare_only: 
     backend, t0 = os.environ.pop("MPLBACKEND", None), time.perf_counter()
     try:
         pm.execute_notebook(nbs / f"{stage.notebook}.ipynb", out, parameters=stage.params, cwd=str(nbs), kernel_name="python3", language="python",
-                            progress_bar=progress and not prepare_only, prepare_only=prepare_only, request_save_on_cell_execute=True)
+                            progress_bar=progress and not prepare_only and not stage.stream, prepare_only=prepare_only,
+                            request_save_on_cell_execute=True, stderr_file=sys.stderr if stage.stream else None)
     except pm.PapermillExecutionError as e:
         first = next((ln for ln in e.source.splitlines() if ln.strip() and not ln.startswith("#|")), "").strip()
         raise StageError(f"stage {stage.name}: {out.name}, cell {e.cell_index} ({first[:60]}): {e.ename}: {' '.join(e.evalue.split())} "
@@ -211,12 +246,14 @@ def start_run(run, request: dict, resume: bool) -> dict:
 
 def reproduce(run, profile: str = "tiny", data=None, old_data=None, sizes: dict | None = None, resume: bool = False,
               from_scratch: bool = False, seed: int = 0, only: Sequence[str] | None = None, overrides=None, nbs=None,
-              progress: bool = True) -> dict:
-    "Run the course's stages into `run` with papermill (`only`: those stages; `overrides`: the training's configuration fields)."
-    nbs, run = course_notebooks(nbs), Path(run)
+              progress: bool = True, ablations: bool = False) -> dict:
+    "Run the course's stages into `run` with papermill (`only`: those stages; `overrides`: the training's configuration fields; `ablations`: add them)."
+    nbs, run, sizes = course_notebooks(nbs), Path(run), dict(sizes or {})
+    ablation = sizes.pop("ablations", None)  # the ablations' own sizes (their stage checks that it continues the same ones)
+    if ablation is not None and not ablations: raise InputError("--size", "ablations", "given with --ablations (the ablations' sizes)")
     request = _request(profile, data, old_data, sizes, from_scratch, seed, overrides)  # checks sizes and overrides
     if data is not None: find_games(data, kind="ball")  # a missing folder fails now, not in the data stage
-    stages = plan(run, profile, data, old_data, sizes, from_scratch, seed, overrides)
+    stages = plan(run, profile, data, old_data, sizes, from_scratch, seed, overrides, (ablation or {}) if ablations else None)
     if only is not None:
         unknown = sorted(set(only) - {s.name for s in stages})
         if unknown: raise InputError("--stages", unknown[0], f"stage names among {[s.name for s in stages]}")
@@ -225,15 +262,15 @@ def reproduce(run, profile: str = "tiny", data=None, old_data=None, sizes: dict 
     if data is not None and not (run / "data" / "test").exists():
         cfg = get_config(profile, {**request["sizes"]["overrides"], **request["overrides"]})
         split_views(data, run / "data", cfg.data.n_val, cfg.data.n_test, seed)
-    t_run = time.perf_counter()
+    t_run, ran = time.perf_counter(), False
     for i, stage in enumerate(stages, 1):
         done = state["stages"].get(stage.name)
         head = f"[{i}/{len(stages)}] {stage.name} ({stage.output}): {stage.title}"
-        if done is not None:
+        if done is not None and not ran:  # (after a stage that ran now, the later ones run again: the report shows what came before it)
             print(f"{head}: finished earlier in {done['seconds']:.0f} s, skipped", file=sys.stderr, flush=True)
             continue
         print(head, file=sys.stderr, flush=True)
-        seconds = run_stage(stage, run, nbs, progress)
+        seconds, ran = run_stage(stage, run, nbs, progress), True
         budget = BUDGET_S.get(profile, {}).get(stage.name)
         if budget and seconds > 1.5 * budget: print(f"  {stage.name} took {seconds:.0f} s, over its budget of {budget:.0f} s", file=sys.stderr)
         state["stages"][stage.name] = {"notebook": stage.output, "seconds": round(seconds, 1), "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
@@ -265,6 +302,8 @@ def run_metrics(run, scored=None) -> dict:
                              "trials": tuned.get("trials"), "games": tuned.get("games")}
     summary = _read_json(run / "train" / "finetune" / "summary.json")
     if summary is not None: out["training"] = {k: summary.get(k) for k in ("epochs", "best", "train_seconds")}
+    ablations = _read_json(run / "ablations" / "table.json")  # (with --ablations: the ablations chapter's table)
+    if ablations is not None: out["ablations"] = ablations
     if state is not None:
         out.update(request=state["request"], stage_seconds={k: v["seconds"] for k, v in state["stages"].items()},
                    stage_budget_s=BUDGET_S.get(state["request"]["profile"], {}))
@@ -340,8 +379,8 @@ def _config_rows(run) -> list[str]:
     cfg = load_config(p).to_dict()
     return [f"| `{sec}.{k}` | `{v}` |" for sec, d in cfg.items() if isinstance(d, dict) for k, v in d.items()]
 
-def report_markdown(metrics: dict, figures: dict[str, str], config_rows: Sequence[str] = ()) -> str:
-    "The report's Markdown: headline, results, per-label table, `figures` ({caption: relative path}), configuration, timings."
+def report_markdown(metrics: dict, figures: dict[str, str], config_rows: Sequence[str] = (), ablations: str = "") -> str:
+    "The report's Markdown: headline, results, per-label table, `figures` ({caption: relative path}), `ablations` (Markdown), configuration, timings."
     val = metrics.get("validation") or {}
     lines = ["# dudek reproduction: results", "", f"**{headline(metrics)}**", "",
              "| games | Team-mAP@1 | Team-mAP@1, labels present | mAP@1 |", "|---|---|---|---|",
@@ -362,6 +401,7 @@ def report_markdown(metrics: dict, figures: dict[str, str], config_rows: Sequenc
         t = metrics["training"]
         lines += ["", "## Training", "", f"Fine-tuning: {t.get('epochs')} epochs in {_fmt((t.get('train_seconds') or 0) / 60)} min, "
                   f"best epoch {(t.get('best') or {}).get('epoch')}."]
+    if ablations: lines += ["", "## Ablations", "", ablations.strip()]
     if config_rows: lines += ["", "## Configuration of the fine-tuned model", "", "| field | value |", "|---|---|", *config_rows]
     if metrics.get("stage_seconds"):
         secs, budget = metrics["stage_seconds"], metrics.get("stage_budget_s") or {}
@@ -400,7 +440,8 @@ def write_report(run) -> dict:
         with atomic_path(path) as t: fig.savefig(t, format="png", dpi=90)
         plt.close(fig)
         figures[caption] = f"report_files/{path.name}"
-    md = report_markdown(metrics, figures, _config_rows(run))
+    table = run / "ablations" / "table.md"  # the ablations chapter's table and picture (paths relative to the run folder)
+    md = report_markdown(metrics, figures, _config_rows(run), table.read_text(encoding="utf-8") if table.is_file() else "")
     atomic_write(run / "metrics.json", json.dumps(metrics, indent=1) + "\n")
     atomic_write(run / "report.md", md)
     atomic_write(run / "report.html", markdown_html(md, "dudek reproduction: results"))

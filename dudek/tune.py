@@ -14,7 +14,7 @@ import optuna
 
 from .files import InputError, check_writable
 from .config import PostConfig
-from .labels import MERGED
+from .labels import BALL_LABELS, MERGED
 from .annotations import Annotation, BallLabels, find_games, frame_to_position, game_time_of, write_ball_labels
 from .metrics import Spots, event_spots, json_ready, spotting_scores
 from .postprocess import postprocess_scores, scores_to_spots, simulate_scores
@@ -65,12 +65,14 @@ def simulated_games(root, n_games: int, minutes: float = 10.0, stride: int = 2, 
 
 
 # %% ../nbs/13_tune.ipynb #636388c1
-def score_post(games: Sequence[TuningGame], post: PostConfig) -> dict:
-    "Team-mAP@1, mAP@1 and Team-mAP@1 over the labels present, of `games`' scores after Soft-NMS with `post`."
+def score_post(games: Sequence[TuningGame], post: PostConfig, per_label: bool = False) -> dict:
+    "Team-mAP@1, mAP@1 and Team-mAP@1 over the labels present, of `games`' scores after Soft-NMS with `post` (`per_label`: and each label's APs)."
     dets = [scores_to_spots(postprocess_scores(g.scores, g.stride, post.nms_window, post.nms_threshold, post.nms_per_team), g.stride)
             for g in games]
     s = spotting_scores([g.events for g in games], dets)
-    return {"team_map": s.team_map, "map": s.map, "team_map_present": s.team_map_present}
+    out = {"team_map": s.team_map, "map": s.map, "team_map_present": s.team_map_present}
+    if per_label: out.update(team_ap=dict(zip(BALL_LABELS, s.team_ap.tolist())), ap=dict(zip(BALL_LABELS, s.ap.tolist())))
+    return out
 
 # %% ../nbs/13_tune.ipynb #0d89480e
 SPACE = {"nms_window": (4, 100), "nms_threshold": (1e-4, 0.3)}  # (low, high); the threshold on a log scale

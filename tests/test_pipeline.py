@@ -5,7 +5,8 @@
   `--resume` on the finished run skips every stage and prints the same headline;
 - a stage that fails (a damaged label file in `--data`) stops the run with one line naming the notebook and
   the cell, exit code 1, and keeps the executed notebook; resumed after the fix, it finishes;
-- a run killed (SIGKILL) during a stage continues with `--resume` without redoing the stages it finished.
+- a run killed (SIGKILL) during a stage continues with `--resume` without redoing the stages it finished;
+- `--ablations` killed between its rows continues with `--resume` without redoing the rows it finished.
 """
 import json, os, signal, subprocess, sys, time
 
@@ -92,7 +93,48 @@ def test_killed_run_resumes(tmp_path):
     assert set(json.loads(state.read_text())["stages"]) == {"00_labels", "00a_files", "01_annotations", "03_config"}
 
 
+def test_stages_after_a_stage_that_ran_run_again(tmp_path):
+    out = tmp_path / "run"
+    args = ["reproduce", "--out", out, "--stages", "00_labels,00a_files,01_annotations", "--no-site", "--quiet"]
+    assert dudek(*args).returncode == 0
+    state = json.loads((out / "pipeline.json").read_text())
+    del state["stages"]["00a_files"]  # as if the run had stopped there, or the stage were new (--ablations on a finished run)
+    (out / "pipeline.json").write_text(json.dumps(state))
+    res = dudek(*args, "--resume")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stderr.count("finished earlier") == 1 and "00_labels (00_labels.ipynb): a lesson, with its own small examples: finished earlier" in res.stderr
+    assert "[3/3] 01_annotations (01_annotations.ipynb): a lesson, with its own small examples\n" in res.stderr, res.stderr  # ran again
+
+
+def test_ablations_killed_then_resumed(tmp_path):
+    out = tmp_path / "run"
+    sets = {"train": {"n_games": 2, "minutes": 0.2, "seed": 0}, "old": {"n_games": 1, "minutes": 0.2, "seed": 2, "kind": "actions"},
+            "val": {"n_games": 1, "minutes": 0.2, "seed": 3}, "test": {"n_games": 1, "minutes": 0.2, "seed": 1}}
+    sizes = {"finetune_epochs": 1, "clips_per_epoch": 4, "trials": 3, "seeds": [0, 1], "other": {"n_games": 1, "minutes": 0.2, "min_events_per_class": 0}}
+    args = [sys.executable, "-m", "dudek", "reproduce", "--out", str(out), "--stages", "data,ablations", "--ablations", "--no-site", "--quiet",
+            "--size", "sets=" + json.dumps(sets), "--size", "ablations=" + json.dumps(sizes)]
+    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, start_new_session=True)
+    rows = lambda: sorted((out / "ablations").glob("*/seed*/scores.json"))
+    deadline = time.time() + 600
+    while time.time() < deadline and p.poll() is None and len(rows()) < 3: time.sleep(0.2)
+    assert p.poll() is None, "the run ended before it could be killed"
+    os.killpg(p.pid, signal.SIGKILL)  # the run and its kernel, in the middle of a row
+    p.wait()
+    finished = {f: f.stat().st_mtime_ns for f in rows()}
+    assert 3 <= len(finished) < 16, finished
+    res = subprocess.run([*args, "--resume"], capture_output=True, text=True, env=ENV, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stderr.count("skipped") == len(finished) + 1, res.stderr  # the rows, and the data stage
+    assert {f: f.stat().st_mtime_ns for f in finished} == finished  # not redone
+    assert len(rows()) == 16 and "[ablations 16/16] random_weights, seed 1" in res.stderr, res.stderr  # the progress line of every row
+    table = json.loads((out / "ablations" / "table.json").read_text())
+    assert [r["variant"] for r in table["rows"]][:2] == ["recipe", "two_head"] and table["rows"][0]["seeds"] == [0, 1], table["rows"][0]
+    assert "| baseline |" in (out / "ablations" / "table.md").read_text() and (out / "notebooks" / "15_ablations.ipynb").is_file()
+
+
 @pytest.mark.parametrize("bad, expected", [(["--profile", "huge"], "profile"), (["--size", "trials=0"], "trials"),
+                                           (["--size", 'ablations={"seeds": [0]}'], "--ablations"),
+                                           (["--ablations", "--size", 'ablations={"seeds": [0, 0]}'], "seeds"),
                                            (["--set", "train.lr=-1"], "train.lr"), (["--data", "/nonexistent/games"], "/nonexistent/games")])
 def test_bad_requests_are_one_line(tmp_path, bad, expected):
     res = dudek("reproduce", "--out", tmp_path / "run", "--no-site", *bad)
