@@ -4,7 +4,7 @@
 
 # %% ../nbs/15_ablations.ipynb #e7f84350
 from __future__ import annotations
-import json, shutil, sys, time
+import json, shutil, sys, textwrap, time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -195,8 +195,9 @@ def ablation_table(results: dict, rows: Sequence[Row] = ROWS, sizes: dict | None
                                   "delta": spread([None if a is None or b is None else a - b for a, b in zip(tm, ref)]),
                                   "per_seed": tm}
         out.append(row)
-    total = sum(x["wall_seconds"] for runs in results.values() for x in runs.values())
-    return json_ready({"leagues": leagues, "rows": out, "sizes": sizes, "wall_minutes": total / 60})
+    stages = {(f"pretrain-{VARIANTS[n].weights}" if k == "pretrain" else n, seed): sec  # a shared pretraining counted once
+              for n, runs in results.items() for seed, x in runs.items() for k, sec in x["train_seconds"].items()}
+    return json_ready({"leagues": leagues, "rows": out, "sizes": sizes, "train_minutes": sum(stages.values()) / 60})
 
 # %% ../nbs/15_ablations.ipynb #771f6d8b
 def _cell(sp, signed: bool = False) -> str:
@@ -211,7 +212,7 @@ def table_markdown(table: dict, figure: str | None = None) -> str:
     head += [f"mAP@1, {LEAGUE_NAMES.get(lg, lg)}" for lg in lgs] + ["training (min)"]
     lines = [f"Held-out games; each cell the mean over seeds {', '.join(map(str, table['rows'][0]['seeds']))} [min, max]; Δ: the change from "
              f"the baseline, seed by seed. Every row trains {s.get('pretrain_epochs', '?')} + {s.get('finetune_epochs', '?')} epochs of "
-             f"{s.get('clips_per_epoch', '?')} clips; the whole run took {table['wall_minutes']:.0f} min.", "",
+             f"{s.get('clips_per_epoch', '?')} clips; their training took {table['train_minutes']:.0f} min in all.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in table["rows"]:
         cells = [r["claim"], r["what"]] + [x for lg in lgs for x in (_cell(r["leagues"][lg]["team_map"]),
@@ -233,10 +234,10 @@ def plot_ablations(table: dict):
             pts = [x for x in c["per_seed"] if x is not None]
             ax.scatter(pts, [y] * len(pts), color="C1" if y == 0 else "C0", s=18, zorder=3)
         if rows[0]["leagues"][lg]["team_map"]: ax.axvline(rows[0]["leagues"][lg]["team_map"]["mean"], color="C1", ls="--", lw=1)
-        ax.set(title=f"Held-out games, {LEAGUE_NAMES.get(lg, lg)}", xlabel="Team-mAP@1 (bar: mean over seeds; dots: each seed)", xlim=(0, None))
-    axes[0][0].set_yticks(range(len(rows)), [r["what"] for r in rows], fontsize=8)
+        ax.set(title=f"Held-out games, {LEAGUE_NAMES.get(lg, lg)}", xlabel="Team-mAP@1", xlim=(0, None))
+    axes[0][0].set_yticks(range(len(rows)), [textwrap.fill(r["what"], 32) for r in rows], fontsize=8)
     axes[0][0].invert_yaxis()
-    fig.suptitle("Ablations: each claim against the baseline (dashed)")
+    fig.suptitle("Ablations: bars the mean over seeds, dots each seed, dashed the baseline's mean")
     return fig
 
 def write_ablations(out, results: dict, rows: Sequence[Row] = ROWS, sizes: dict | None = None) -> dict:
