@@ -110,25 +110,25 @@ def test_ablations_killed_then_resumed(tmp_path):
     out = tmp_path / "run"
     sets = {"train": {"n_games": 2, "minutes": 0.2, "seed": 0}, "old": {"n_games": 1, "minutes": 0.2, "seed": 2, "kind": "actions"},
             "val": {"n_games": 1, "minutes": 0.2, "seed": 3}, "test": {"n_games": 1, "minutes": 0.2, "seed": 1}}
-    sizes = {"finetune_epochs": 1, "clips_per_epoch": 4, "trials": 3, "seeds": [0, 1], "other": {"n_games": 1, "minutes": 0.2, "min_events_per_class": 0}}
+    sizes = {"finetune_epochs": 1, "clips_per_epoch": 4, "trials": 3, "seeds": [0], "other": {"n_games": 1, "minutes": 0.2, "min_events_per_class": 0}}
     args = [sys.executable, "-m", "dudek", "reproduce", "--out", str(out), "--stages", "data,ablations", "--ablations", "--no-site", "--quiet",
-            "--size", "sets=" + json.dumps(sets), "--size", "ablations=" + json.dumps(sizes)]
+            "--size", "sets=" + json.dumps(sets), "--size", "ablations=" + json.dumps(sizes), "--set", "train.threads=1"]
     p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, start_new_session=True)
     rows = lambda: sorted((out / "ablations").glob("*/seed*/scores.json"))
     deadline = time.time() + 600
-    while time.time() < deadline and p.poll() is None and len(rows()) < 3: time.sleep(0.2)
+    while time.time() < deadline and p.poll() is None and len(rows()) < 2: time.sleep(0.2)
     assert p.poll() is None, "the run ended before it could be killed"
     os.killpg(p.pid, signal.SIGKILL)  # the run and its kernel, in the middle of a row
     p.wait()
     finished = {f: f.stat().st_mtime_ns for f in rows()}
-    assert 3 <= len(finished) < 16, finished
+    assert 2 <= len(finished) < 8, finished
     res = subprocess.run([*args, "--resume"], capture_output=True, text=True, env=ENV, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stderr.count("skipped") == len(finished) + 1, res.stderr  # the rows, and the data stage
     assert {f: f.stat().st_mtime_ns for f in finished} == finished  # not redone
-    assert len(rows()) == 16 and "[ablations 16/16] random_weights, seed 1" in res.stderr, res.stderr  # the progress line of every row
+    assert len(rows()) == 8 and "[ablations 8/8] random_weights, seed 0" in res.stderr, res.stderr  # the progress line of every row
     table = json.loads((out / "ablations" / "table.json").read_text())
-    assert [r["variant"] for r in table["rows"]][:2] == ["recipe", "two_head"] and table["rows"][0]["seeds"] == [0, 1], table["rows"][0]
+    assert [r["variant"] for r in table["rows"]][:2] == ["recipe", "two_head"] and table["rows"][0]["seeds"] == [0], table["rows"][0]
     assert "| baseline |" in (out / "ablations" / "table.md").read_text() and (out / "notebooks" / "15_ablations.ipynb").is_file()
 
 
