@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .files import InputError, atomic_path, atomic_write
+from .files import atomic_path, atomic_write
 from .config import PostConfig, parse_overrides
 from .annotations import find_games
 from .metrics import json_ready
@@ -21,7 +21,7 @@ from .synthetic import synthesize
 from .infer import RAW_FILE, load_spotter, match_scores, save_raw
 from .train import train_stage
 from .tune import TuningGame, score_post, tune, tuning_games
-from .pipeline import ablation_sizes
+from .pipeline import ablation_sizes, same_request
 
 # %% auto #0
 __all__ = ['VARIANTS', 'ROWS', 'REQUEST', 'SCORES', 'LEAGUE_NAMES', 'Variant', 'Row', 'held_out_games', 'resumable_train',
@@ -134,11 +134,7 @@ def _say(progress: bool, line: str):
 def start_ablations(out, request: dict) -> Path:
     "Folder `out` recording `request`: new, or holding the same request (anything else is refused)."
     out, p = Path(out), Path(out) / REQUEST
-    if p.is_file():
-        held = json.loads(p.read_text())
-        if held != request:
-            diff = sorted(k for k in request if held.get(k) != request[k])
-            raise InputError(p, "request", f"the same sizes and games as the ablations being continued (they differ in: {', '.join(diff)})")
+    if p.is_file(): same_request(p, json.loads(p.read_text()), request, "sizes and games as the ablations being continued")
     else: atomic_write(p, json.dumps(request, indent=1))
     return out
 

@@ -22,9 +22,9 @@ from .infer import plot_timeline
 # %% auto #0
 __all__ = ['SIZES', 'BUDGET_S', 'ABLATION_SIZES', 'LESSONS', 'STATE', 'TEAM_OUTCOMES', 'SPLITS', 'BALL_TASK', 'Stage',
            'course_notebooks', 'run_sizes', 'ablation_sizes', 'link_games', 'split_views', 'plan', 'StageError',
-           'run_stage', 'read_state', 'start_run', 'reproduce', 'test_scores', 'run_metrics', 'headline',
-           'plot_label_bars', 'team_errors', 'plot_team_errors', 'plot_pr', 'report_markdown', 'markdown_html',
-           'write_report', 'unpack', 'download']
+           'run_stage', 'read_state', 'same_request', 'start_run', 'reproduce', 'test_scores', 'run_metrics',
+           'headline', 'plot_label_bars', 'team_errors', 'plot_team_errors', 'plot_pr', 'report_markdown',
+           'markdown_html', 'write_report', 'unpack', 'download']
 
 # %% ../nbs/14_report.ipynb #5f3469f7
 @dataclass
@@ -183,7 +183,7 @@ def plan(run, profile: str = "tiny", data=None, old_data=None, sizes: dict | Non
     ]
     if ablations is not None:  # before the report, which shows their table
         a = ablation_sizes(profile, ablations)
-        stages.insert(len(stages) - 3, Stage("ablations", "15_ablations", f"the write-up's claims measured ({len(a['seeds'])} seeds; a line per row)",
+        stages.insert(len(stages) - 3, Stage("ablations", "15_ablations", f"the write-up's claims measured ({len(a['seeds'])} seeds; a line per configuration and seed)",
             {"run_dir": str(run / "ablations"), "data_dir": train_data, "old_data_dir": old, "val_dir": str(d / "val"), "test_dir": str(d / "test"),
              "other_dir": "" if data else str(d / "test-other"), "profile": profile, "sizes": a, "cache_dir": str(run / "cache"), **train_set},
             stream=True))
@@ -226,6 +226,12 @@ def read_state(run) -> dict | None:
     try: return json.loads(p.read_text())
     except (OSError, json.JSONDecodeError) as e: raise InputError(p, "state", f"a readable JSON file ({e})") from None
 
+def same_request(path, held: dict, request: dict, what: str):
+    "Refuse `request` unless it equals `held`, the one recorded in `path`: one line naming the fields that differ."
+    if held != request:
+        diff = sorted(k for k in {**held, **request} if held.get(k) != request.get(k))
+        raise InputError(path, "request", f"the same {what} (they differ in: {', '.join(diff)})")
+
 def start_run(run, request: dict, resume: bool) -> dict:
     "The state of run folder `run`: a new one for a new or empty folder, the recorded one when resuming the same request."
     run = Path(run)
@@ -235,9 +241,7 @@ def start_run(run, request: dict, resume: bool) -> dict:
     state, held = read_state(run), sorted(p.name for p in run.iterdir()) if run.is_dir() else []
     if state is None and held: raise InputError(run, "--out", f"a new or empty folder, or a reproduction to resume (it holds {held[0]})")
     if state is not None and not resume: raise InputError(run, "--out", "a new or empty folder (a reproduction is here: add --resume)")
-    if state is not None and state["request"] != request:
-        diff = sorted(k for k in request if state["request"].get(k) != request[k])
-        raise InputError(run / STATE, "request", f"the same options as the run being resumed (they differ in: {', '.join(diff)})")
+    if state is not None: same_request(run / STATE, state["request"], request, "options as the run being resumed")
     if state is None:
         run.mkdir(parents=True, exist_ok=True)
         state = {"request": request, "stages": {}, "provenance": provenance()}
