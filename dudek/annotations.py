@@ -381,7 +381,7 @@ def find_games(root, kind: str | None = None) -> list[Game]:
 # %% ../nbs/01_annotations.ipynb #7e057d5f
 TRUTH_FILE = "ground_truth.npz"  # beside a synthetic ball game's video
 TRUTH_ARRAYS = ("ball_xy", "ball_visible", "ball_height", "ball_velocity", "ball_state", "possession", "last_touch", "camera_x",
-                "ball_player", "ball_closing", "replay", "width", "height", "half_length")  # what `read_truth` needs
+                "ball_player", "ball_closing", "touch", "replay", "width", "height", "half_length")  # what `read_truth` needs
 
 def truth_path(game) -> Path:
     "The ground-truth file of a game (a `Game`, a game folder or the file itself)."
@@ -412,7 +412,8 @@ def read_truth(game) -> dict[str, np.ndarray]:
             "ball_velocity": hide(raw["ball_velocity"]), "ball_state": raw["ball_state"].astype(np.int64),
             "possession": raw["possession"].astype(np.int64), "last_touch": raw["last_touch"].astype(np.int64),
             "camera_x": (raw["camera_x"] / raw["half_length"]).astype(np.float32), "ball_player": hide(raw["ball_player"]),
-            "ball_closing": hide(raw["ball_closing"]), "replay": raw["replay"].astype(np.int64)}
+            "ball_closing": hide(raw["ball_closing"]), "touch": raw["touch"].astype(np.int64),
+            "replay": raw["replay"].astype(np.int64)}
 
 def _copy(a): return a.clone() if hasattr(a, "clone") else np.array(a, copy=True)
 
@@ -427,7 +428,7 @@ def flip_truth(item: dict) -> dict:
     if "ball_velocity" in out:
         v = _copy(out["ball_velocity"]); v[..., 0] = -v[..., 0]; out["ball_velocity"] = v
     if "camera_x" in out: out["camera_x"] = -out["camera_x"]
-    for k in ("possession", "last_touch"):
+    for k in ("possession", "last_touch", "touch"):
         if k in out:
             v = out[k]
             out[k] = v + (v == 1) * 1 - (v == 2) * 1  # 1 <-> 2, 0 stays

@@ -24,10 +24,10 @@ from .engine import (FPS, HALF_LENGTH, HALF_WIDTH, GOAL_HALF_WIDTH, GOAL_HEIGHT,
 
 # %% auto #0
 __all__ = ['FIGURE_HEIGHT', 'UPRIGHT_POWER', 'LEAGUES', 'PARTS', 'REPLAY_ZOOM', 'SKINS', 'HAIR', 'PROPS', 'OUTLINE', 'REPLAY_TAG',
-           'CLUBS', 'KINDS', 'Camera', 'Look', 'League', 'sample_look', 'render_panorama', 'figure_mask', 'camera_pan',
-           'broadcast_edit', 'figure_colours', 'Projection', 'project_half', 'Renderer', 'half_truth', 'GameSpec',
-           'SyntheticGame', 'game_seed', 'half_frames', 'simulate_game', 'game_labels', 'video_names', 'write_game',
-           'check_options', 'synthesize']
+           'TOUCH_DV', 'TOUCH_REACH', 'CLUBS', 'KINDS', 'Camera', 'Look', 'League', 'sample_look', 'render_panorama',
+           'figure_mask', 'camera_pan', 'broadcast_edit', 'figure_colours', 'Projection', 'project_half', 'Renderer',
+           'half_truth', 'GameSpec', 'SyntheticGame', 'game_seed', 'half_frames', 'simulate_game', 'game_labels',
+           'video_names', 'write_game', 'check_options', 'synthesize']
 
 # %% ../nbs/04_synthetic.ipynb #e39048b9
 FIGURE_HEIGHT = 2.4  # metres: figures are drawn taller than life, ~24 px at 224 high (~7 px at 64)
@@ -502,6 +502,8 @@ class Renderer:
             yield frame
 
 # %% ../nbs/04_synthetic.ipynb #9d16836d
+TOUCH_DV, TOUCH_REACH = 1.5, 1.5  # a touch changes the ball's velocity by more than 1.5 m/s with a player within 1.5 m
+
 def half_truth(cam: Camera, half: Half, proj: Projection) -> dict[str, np.ndarray]:
     "The ground-truth arrays of one half, per frame of its video (see the table above)."
     W, H, src = cam.width, cam.height, proj.source
@@ -519,6 +521,12 @@ def half_truth(cam: Camera, half: Half, proj: Projection) -> dict[str, np.ndarra
     closing = np.gradient(gap, axis=0) * FPS if len(gap) > 1 else np.zeros_like(gap)  # m/s, < 0 while they approach
     closing[np.isin(np.arange(len(gap)), half.cuts) | jump | np.roll(jump, -1)] = np.nan  # players or ball jump there
     near, rows = gap.argmin(1), np.arange(len(gap))
+    touch = np.zeros(len(ball), np.int8)  # a touch: the ball's velocity jumps while a player is at it
+    if len(ball) > 2:
+        dv = np.linalg.norm(np.diff(ball, 2, axis=0), axis=1) * FPS  # change of velocity (m/s) at frames 1..n-2
+        hit = 1 + np.nonzero((dv > TOUCH_DV) & ~(jump[1:-1] | jump[2:]) & (gap[1:-1].min(1) < TOUCH_REACH))[0]
+        who = side[[team_of(int(p)) for p in near[hit]]] if len(hit) else np.zeros(0, np.int64)  # the nearest player's side
+        for d in (-1, 1, 0): touch[np.clip(hit + d, 0, len(ball) - 1)] = who  # widened: every other frame still sees it
     return dict(ball_xy=np.stack([proj.ball_col, proj.ball_row], 1).astype(np.float32), ball_visible=visible.astype(np.uint8),
                 ball_height=ball[src, 2].astype(np.float32), ball_pitch=ball[src].astype(np.float32),
                 ball_velocity=vel[src].astype(np.float32), ball_state=half.state[src].astype(np.int8),
@@ -526,7 +534,7 @@ def half_truth(cam: Camera, half: Half, proj: Projection) -> dict[str, np.ndarra
                 last_touch=np.where(half.touch >= 0, side[np.maximum(half.touch, 0)], 0)[src].astype(np.int8),
                 camera_x=np.where(replay, np.nan, cam.distance * np.tan(proj.pan / cam.focal)).astype(np.float32),
                 ball_player=gap[rows, near][src].astype(np.float32), ball_closing=closing[rows, near][src].astype(np.float32),
-                replay=replay.astype(np.uint8))
+                touch=touch[src], replay=replay.astype(np.uint8))
 
 # %% ../nbs/04_synthetic.ipynb #6ad3f8fe
 CLUBS = ("Ashford Rovers", "Bexley Town", "Carrow City", "Dunmore United", "Eastwick Athletic", "Fenwick Albion",

@@ -530,6 +530,7 @@ class VisionTask:
     dims: int = 0  # > 0: float values (NaN = undefined)
     mean: list = field(default_factory=list)  # regression: standardisation
     std: list = field(default_factory=list)
+    weight: list = field(default_factory=list)  # classes: cross-entropy weight of each (rare classes count more)
 
     @property
     def width(self) -> int: return self.n_classes or self.dims
@@ -540,7 +541,11 @@ def vision_tasks(truths: Sequence[dict]) -> list[VisionTask]:
     for name in sorted(truths[0]):
         arrs = [np.asarray(t[name]) for t in truths]
         if np.issubdtype(arrs[0].dtype, np.integer) or arrs[0].dtype == bool:
-            tasks.append(VisionTask(name, n_classes=int(max(a.max() for a in arrs)) + 1))
+            k = int(max(a.max() for a in arrs)) + 1
+            counts = sum(np.bincount(a[a >= 0].ravel(), minlength=k) for a in arrs).astype(np.float64)
+            freq = counts / max(counts.sum(), 1)
+            w = np.where(counts > 0, 1 / np.sqrt(np.maximum(freq, 1e-12)), 1.0)  # 1/sqrt(frequency): a 5% class counts 4x a 80% one
+            tasks.append(VisionTask(name, n_classes=k, weight=(w / max((freq * w).sum(), 1e-12)).tolist()))
         else:
             flat = np.concatenate([a.reshape(len(a), -1).astype(np.float64) for a in arrs])
             mean, std = np.nanmean(flat, 0), np.nanstd(flat, 0)
@@ -564,7 +569,8 @@ def vision_loss(out: dict, batch: dict, tasks: Sequence[VisionTask]) -> dict:
     for t in tasks:
         pred, target = out[t.name].float(), batch[t.name]
         if t.n_classes:
-            loss = F.cross_entropy(pred.flatten(0, -2), target.long().flatten(), ignore_index=-1)
+            w = torch.tensor(t.weight, device=pred.device) if t.weight else None
+            loss = F.cross_entropy(pred.flatten(0, -2), target.long().flatten(), weight=w, ignore_index=-1)
         else:
             mean, std = (torch.tensor(v, device=pred.device) for v in (t.mean, t.std))
             target = (target.float().reshape(pred.shape) - mean) / std
@@ -582,7 +588,7 @@ STAGE_DEFAULTS["vision"] = VISION_DEFAULTS
 VISION_VAL_CLIPS = 256  # clips of the held-out games per validation
 
 def vision_metrics(net: VisionNet, dataset: Dataset, batch_size: int, device="cpu") -> dict:
-    "Validation loss, and per task accuracy (classes) or RMSE in the field's units (regressions)."
+    "Validation loss, and per task accuracy and mean per-class recall (classes) or RMSE in the field's units (regressions)."
     net.eval()
     sums, n = {}, 0
     for batch in DataLoader(dataset, batch_size=batch_size):
@@ -595,7 +601,10 @@ def vision_metrics(net: VisionNet, dataset: Dataset, batch_size: int, device="cp
             target, pred = batch[t.name], out[t.name].float()
             if t.n_classes:
                 ok = target >= 0
-                hit, cnt = float((pred.argmax(-1)[ok] == target[ok]).sum()), float(ok.sum())
+                p, y = pred.argmax(-1)[ok].cpu().numpy(), target[ok].long().cpu().numpy()
+                hit, cnt = float((p == y).sum()), float(ok.sum())
+                per = sums.setdefault(t.name + "/classes", np.zeros((2, t.n_classes)))  # hits and frames per class
+                per += np.stack([np.bincount(y[p == y], minlength=t.n_classes), np.bincount(y, minlength=t.n_classes)])
             else:
                 mean, std = (torch.tensor(v, device=device) for v in (t.mean, t.std))
                 err = (pred * std + mean - target.float().reshape(pred.shape)) ** 2
@@ -607,6 +616,9 @@ def vision_metrics(net: VisionNet, dataset: Dataset, batch_size: int, device="cp
     for t in net.tasks:
         v = sums[t.name] / max(sums[t.name + "#"], 1)
         out[f"val_{t.name}_{'acc' if t.n_classes else 'rmse'}"] = v if t.n_classes else math.sqrt(v)
+        if t.n_classes:  # the mean of the per-class recalls: a head that always says the common class scores 1/classes
+            hits, frames = sums[t.name + "/classes"]
+            out[f"val_{t.name}_recall"] = float(np.mean(hits[frames > 0] / frames[frames > 0])) if (frames > 0).any() else math.nan
     return out
 
 def export_backbone(best, run, cfg: Config, metrics: dict, seconds: float, export=None) -> Path:

@@ -118,14 +118,14 @@ def test_ground_truth_fields(ball_root):
         n = video_info(game.video).n_frames
         with np.load(game.path / "ground_truth.npz") as z: raw = {k: z[k] for k in z.files}
         shapes = {"ball_xy": (n, 2), "ball_visible": (n,), "ball_height": (n,), "ball_pitch": (n, 3), "ball_velocity": (n, 3),
-                  "ball_state": (n,), "possession": (n,), "last_touch": (n,), "camera_x": (n,), "ball_player": (n,), "ball_closing": (n,), "replay": (n,),
+                  "ball_state": (n,), "possession": (n,), "last_touch": (n,), "camera_x": (n,), "ball_player": (n,), "ball_closing": (n,), "touch": (n,), "replay": (n,),
                   "fps": (), "width": (), "height": (), "halftime_frame": (), "half_length": ()}
         assert {k: v.shape for k, v in raw.items()} == shapes
         assert (float(raw["fps"]), int(raw["height"]), int(raw["width"]), int(raw["halftime_frame"])) == (25.0, 224, 398, n // 2)
         assert set(np.unique(raw["ball_state"])) <= {0, 1, 2} and set(np.unique(raw["possession"])) <= {0, 1, 2}
         truth = read_truth(game)
         assert set(truth) == {"ball_xy", "ball_visible", "ball_height", "ball_velocity", "ball_state", "possession",
-                              "last_touch", "camera_x", "ball_player", "ball_closing", "replay"}
+                              "last_touch", "camera_x", "ball_player", "ball_closing", "touch", "replay"}
         assert all(len(v) == n for v in truth.values())
         vis = truth["ball_visible"].astype(bool)
         assert 0.3 < vis.mean() <= 1  # the camera follows the ball
@@ -152,6 +152,23 @@ def test_team_convention_sides_swap_at_halftime(ball_root):
                           for h in sim.halves for e in h.events if e.label is not None)
         assert expected == labels.events()
         assert {1, 2} == {1 + (f >= half_frame) for f, _, _ in labels.events()}  # both halves have events
+
+
+def test_every_players_action_is_a_touch(forced):
+    "The `touch` truth fires within 2 frames of every live action a player makes (GOAL and OUT are the ball's), by his side."
+    hits, sides, labels_seen = 0, 0, set()
+    for game in find_games(forced[0]):
+        labels, _, truth = read_strictly(game)
+        touch, n = truth["touch"], len(truth["touch"])
+        assert 0.05 < (touch > 0).mean() < 0.5, (touch > 0).mean()  # touches are frequent (dribbles too), not everywhere
+        for a in labels.annotations:
+            if a.visibility == "not shown" or a.label in ("GOAL", "OUT"): continue
+            near = touch[max(a.frame() - 2, 0):min(a.frame() + 3, n)]
+            assert (near > 0).any(), (game.rel, a.frame(), a.label)
+            hits, sides = hits + 1, sides + (SIDE_CODE[a.team] in near)
+            labels_seen.add(a.label)
+    assert labels_seen == set(BALL_LABELS) - {"GOAL", "OUT"}  # every kind of touch: tackles, blocks and free kicks too
+    assert hits > 50 and sides / hits > 0.9, (hits, sides)  # the nearest player is, nearly always, the one who acts
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -169,6 +169,7 @@ def test_vision_stage_exports_a_backbone_that_starts_a_tdeed(tmp_path):
     ft.test_eq((summary["stage"], summary["epochs"]), ("vision", 1))
     history = json.loads((tmp_path / "vision" / "metrics.json").read_text())
     for key in ("val_loss", "val_ball_xy_rmse", "val_possession_acc", "val_ball_state_acc"): assert math.isfinite(history[0][key]), key
+    assert 0 <= history[0]["val_touch_recall"] <= 1 and "val_touch_acc" in history[0]  # the touch task trains with the others
     sd = torch.load(tmp_path / "export" / "encoder.pt", map_location="cpu", weights_only=True)
     ft.test_eq(torch.equal(sd[next(iter(sd))], torch.load(tmp_path / "vision" / "backbone.pt", weights_only=True)[next(iter(sd))]), True)
     prov = json.loads((tmp_path / "export" / "encoder.json").read_text())
