@@ -381,7 +381,7 @@ def find_games(root, kind: str | None = None) -> list[Game]:
 # %% ../nbs/01_annotations.ipynb #7e057d5f
 TRUTH_FILE = "ground_truth.npz"  # beside a synthetic ball game's video
 TRUTH_ARRAYS = ("ball_xy", "ball_visible", "ball_height", "ball_velocity", "ball_state", "possession", "last_touch", "camera_x",
-                "ball_player", "ball_closing", "touch", "replay", "width", "height", "half_length")  # what `read_truth` needs
+                "ball_player", "ball_closing", "touch", "restart", "replay", "width", "height", "half_length")  # what `read_truth` needs
 
 def truth_path(game) -> Path:
     "The ground-truth file of a game (a `Game`, a game folder or the file itself)."
@@ -413,7 +413,7 @@ def read_truth(game) -> dict[str, np.ndarray]:
             "possession": raw["possession"].astype(np.int64), "last_touch": raw["last_touch"].astype(np.int64),
             "camera_x": (raw["camera_x"] / raw["half_length"]).astype(np.float32), "ball_player": hide(raw["ball_player"]),
             "ball_closing": hide(raw["ball_closing"]), "touch": raw["touch"].astype(np.int64),
-            "replay": raw["replay"].astype(np.int64)}
+            "restart": raw["restart"].astype(np.int64), "replay": raw["replay"].astype(np.int64)}
 
 def _copy(a): return a.clone() if hasattr(a, "clone") else np.array(a, copy=True)
 

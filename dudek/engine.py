@@ -17,10 +17,10 @@ from .labels import BALL_LABELS, TEAMS
 # %% auto #0
 __all__ = ['FPS', 'HALF_LENGTH', 'HALF_WIDTH', 'GOAL_HALF_WIDTH', 'GOAL_HEIGHT', 'GOAL_DEPTH', 'BALL_RADIUS', 'HEAD_Z', 'HANDS_Z',
            'CHEST_Z', 'BALL_HELD', 'BALL_FLIGHT', 'BALL_DEAD', 'REFEREE', 'AR_FAR', 'AR_NEAR', 'FOURTH', 'N_FIGURES',
-           'KEEPERS', 'FORMATION', 'POSES', 'POSE', 'OWN', 'OPP', 'RARE_WEIGHTS', 'PASS_OUTCOMES', 'LOFT_OUTCOMES',
-           'CROSS_OUTCOMES', 'SHOT_OUTCOMES', 'CHOICE_LABELS', 'BOOST_POWER', 'FORCE', 'URGENCY', 'OWN_BALL',
-           'REPLAY_SPEED', 'REPLAY_MAX', 'team_of', 'outfield', 'Event', 'Half', 'Quota', 'MatchEngine', 'roll', 'loft',
-           'first_below', 'crossing', 'shot_path', 'simulate_half', 'event_signatures']
+           'KEEPERS', 'FORMATION', 'POSES', 'RESTARTS', 'POSE', 'OWN', 'OPP', 'RARE_WEIGHTS', 'PASS_OUTCOMES',
+           'LOFT_OUTCOMES', 'CROSS_OUTCOMES', 'SHOT_OUTCOMES', 'CHOICE_LABELS', 'BOOST_POWER', 'FORCE', 'URGENCY',
+           'OWN_BALL', 'REPLAY_SPEED', 'REPLAY_MAX', 'TEN_YARDS', 'team_of', 'outfield', 'Event', 'Half', 'Quota',
+           'MatchEngine', 'roll', 'loft', 'first_below', 'crossing', 'shot_path', 'simulate_half', 'event_signatures']
 
 # %% ../nbs/04a_engine.ipynb #096a2f06
 FPS = 25  # frames per second of every synthetic video
@@ -38,7 +38,8 @@ KEEPERS = (0, 11)
 FORMATION = np.array([(-49.0, 0.0), (-31, -22), (-33, -7.5), (-33, 7.5), (-31, 22), (-11, -24), (-13, -8.5), (-13, 8.5),
                       (-11, 24), (7, -9), (7, 9)])  # a 4-4-2 of team coordinates: X towards the goal attacked, keeper first
 POSES = ("stand", "run1", "run2", "kick", "header", "slide", "throw", "hold", "dive", "down", "card", "card_red", "flag", "board",
-         "block")
+         "block", "signal")
+RESTARTS = ("throw_in", "goal_kick", "corner", "free_kick", "penalty", "kick_off")  # what a dead ball awaits: code 1 + index
 POSE = {p: i for i, p in enumerate(POSES)}
 
 def team_of(figure: int) -> int:
@@ -82,6 +83,7 @@ class Half:
     state: np.ndarray  # (n,) int8: BALL_HELD, BALL_FLIGHT or BALL_DEAD
     owner: np.ndarray  # (n,) int16: figure holding the ball, -1 none
     touch: np.ndarray  # (n,) int8: team that touched the ball last, -1 none yet
+    restart: np.ndarray  # (n,) int8: the restart a dead ball awaits, 1 + its index in RESTARTS; 0 while the ball is in play
     positions: np.ndarray  # (n, N_FIGURES, 2) float32: feet of every figure on the pitch (m)
     poses: np.ndarray  # (n, N_FIGURES) int8: index into POSES
     facing: np.ndarray  # (n, N_FIGURES) int8: +1 right, -1 left
@@ -148,6 +150,7 @@ class MatchEngine:
         self.dirs = np.array([1.0, -1.0]) if half == 1 else np.array([-1.0, 1.0])
         self.ball, self.state = np.zeros((n_frames, 3)), np.full(n_frames, BALL_DEAD, np.int8)
         self.owner, self.touch = np.full(n_frames, -1, np.int16), np.full(n_frames, -1, np.int8)
+        self.pending = np.zeros(n_frames, np.int8)  # per frame: the restart the dead ball awaits (see `Half.restart`)
         self.pos, self.special = np.zeros((n_frames, N_FIGURES, 2)), []  # special: (figure, f0, f1, pose, facing)
         self.b = self.f = 0  # frames [0, b) of the ball are planned, [0, f) of the figures simulated
         self.scripts = {}  # figure -> [(first frame, positions (k, 2))]
@@ -160,6 +163,11 @@ class MatchEngine:
     def side(self, team): return "left" if self.dirs[team] > 0 else "right"
     def now(self): return self.b - 1
     def touched(self, team): self.last_touch = team
+
+    def awaited(self, kind):
+        "The ball, dead since it last moved in play, awaited the restart `kind` (one of RESTARTS) up to now: mark those frames."
+        live = np.nonzero(self.state[:self.b] != BALL_DEAD)[0]
+        self.pending[int(live[-1]) + 1 if len(live) else 0:self.b] = 1 + RESTARTS.index(kind)
 
     def needs(self, label, team):
         "Does the game still need an event `label` by `team`? (`POSSESSION`: one that needs `team` to have the ball.)"
@@ -788,21 +796,38 @@ def throw_in(self: MatchEngine, t, spot):
     self.run(self.b)
     start = self.ball[self.now()].copy()
     target = self.within(start, self.lead(self.receiver(thrower, 6, 16), 2.0), 6, 16)
+    self.awaited("throw_in")
     self.emit(self.now(), "THROW IN", t, "Throw-in", actor=thrower)
     path = loft(start, target, HANDS_Z + self.rng.uniform(0.6, 1.5), z0=HANDS_Z)
     head = self.rng.random() < 0.15 or self.needs("HEADER", t)
     return self.aerial(path, t, ("header" if head else "control", t), start)
 
+TEN_YARDS = 9.15  # metres: how far the opponents stand from a free kick until it is taken
+
 @patch
-def wall(self: MatchEngine, t, spot, until):
-    "Defenders of the team facing `t`'s free kick stand 9.15 m from the ball towards their goal until frame `until`."
+def wall(self: MatchEngine, t, spot, arrive, until) -> list[int]:
+    "Within 35 m of their goal, four defenders facing `t`'s free kick stand in a line 9.15 m from the ball, towards that goal."
     goal = np.array([self.dirs[t] * HALF_LENGTH, 0.0])
-    if np.linalg.norm(goal - spot) > 35: return
+    if np.linalg.norm(goal - spot) > 35: return []
     d = _unit(goal - spot)
-    side, centre, size = _rot(d, 90), spot + d * 9.15, 4
-    arrive = self.now() + max(20, min(40, until - self.now() - 20))
-    for j, q in enumerate(sorted(outfield(1 - t), key=lambda q: np.linalg.norm(self.where(q) - centre))[:size]):
+    side, centre, size = _rot(d, 90), spot + d * TEN_YARDS, 4
+    wall = sorted(outfield(1 - t), key=lambda q: np.linalg.norm(self.where(q) - centre))[:size]
+    for j, q in enumerate(wall):
         self.go(q, arrive, _inside_pitch(centre + side * (j - (size - 1) / 2) * 0.8, 0.5, 0.5), hold=until - arrive)
+    return wall
+
+@patch
+def ten_yards(self: MatchEngine, t, spot, until):
+    "Before `t`'s free kick (until frame `until`) the referee stands beside the ball pointing the way of the kick, and the opponents keep 9.15 m away."
+    arrive = self.now() + max(20, min(40, until - self.now() - 20))
+    wall = self.wall(t, spot, arrive, until)
+    for q in outfield(1 - t):
+        here = self.where(q)
+        if q in wall or np.linalg.norm(here - spot) > TEN_YARDS + 0.5: continue
+        away = _unit(here - spot) if np.linalg.norm(here - spot) > 0.1 else np.array([self.dirs[t], 0.0])
+        self.go(q, arrive, _inside_pitch(spot + away * self.rng.uniform(TEN_YARDS + 0.5, TEN_YARDS + 2.5), 0.5, 0.5), hold=until - arrive)
+    self.go(REFEREE, arrive, _inside_pitch(spot + np.array([-self.dirs[t] * 1.5, -4.0]), 1.0, 1.0), hold=until - arrive)
+    self.pose(REFEREE, arrive, until - 10, "signal", self.dirs[t])
 
 @patch
 def set_piece(self: MatchEngine, kind, t, spot, old=None):
@@ -822,12 +847,13 @@ def set_piece(self: MatchEngine, kind, t, spot, old=None):
     run_up = 10
     self.go(kicker, self.now() + arrive, behind)
     if kind == "penalty": self.go(KEEPERS[1 - t], self.now() + arrive, np.array([-self.dirs[1 - t] * HALF_LENGTH * 0.995, 0.0]), hold=30)
-    if kind == "free_kick": self.wall(t, spot, self.now() + wait + run_up + 8)
+    if kind == "free_kick": self.ten_yards(t, spot, self.now() + wait + run_up + 8)
     self.hold(wait, BALL_DEAD)
     self.run(self.b)
     self.go(kicker, self.now() + run_up, spot - (spot - behind) * 0.3)
     self.hold(run_up, BALL_DEAD)
     self.run(self.b)
+    self.awaited(kind)
     self.touched(t)
     if kind == "goal_kick": return self.high(kicker, "HIGH PASS", "Clearance", far=(30, 55))
     if kind == "corner": return self.cross(kicker, "CROSS", "Corner")
@@ -866,6 +892,7 @@ def kickoff(self: MatchEngine, team):
     self.script(kicker, self.now(), np.repeat(self.start[kicker][None], wait + 1, 0))
     self.hold(wait, BALL_DEAD)
     self.run(self.b)
+    self.awaited("kick_off")
     self.touched(team)
     return self.pass_(kicker, "PASS", "Kick-off", speed=9.0)
 
@@ -902,7 +929,7 @@ def finish(self: MatchEngine) -> Half:
         if face: facing[f0:f1 + 1, p] = face
     events = sorted((e for e in self.events if 0 <= e.frame < self.n), key=lambda e: e.frame)
     replays = [(a, min(b, self.n), s0, s1) for a, b, s0, s1 in self.replays if a < self.n]
-    return Half(self.half, self.dirs.copy(), self.ball.astype(np.float32), self.state, self.owner, self.touch, pos,
+    return Half(self.half, self.dirs.copy(), self.ball.astype(np.float32), self.state, self.owner, self.touch, self.pending, pos,
                 poses.astype(np.int8), facing.astype(np.int8), events, sorted(set(self.cuts)), replays)
 
 def simulate_half(rng: np.random.Generator, n_frames: int, half: int = 1, quota: Quota | None = None,

@@ -267,7 +267,7 @@ def _pose_shapes(pose: str):
              "throw": ((-0.06, 1.1), (0.06, 1.1)), "hold": ((0.17, 0.68), (0.2, 0.66)), "dive": ((-0.1, 1.12), (0.1, 1.15)),
              "down": ((-0.2, 0.5), (0.2, 0.5)), "card": ((-0.2, 0.5), (0.12, 1.12)), "card_red": ((-0.2, 0.5), (0.12, 1.12)),
              "flag": ((-0.2, 0.5), (0.14, 1.05)), "board": ((-0.18, 1.05), (0.18, 1.05)),
-             "block": ((-0.1, 0.62), (0.1, 0.6))}[pose]
+             "block": ((-0.1, 0.62), (0.1, 0.6)), "signal": ((-0.2, 0.5), (0.48, 0.8))}[pose]
     feet = {"run1": ((-0.18, 0.1), (0.2, 0.04)), "run2": ((-0.05, 0.16), (0.04, 0.0)), "kick": ((-0.05, 0.0), (0.32, 0.17)),
             "header": ((-0.08, 0.1), (0.07, 0.05)), "slide": ((0.05, 0.0), (0.12, 0.02)),
             "block": ((-0.26, 0.0), (0.34, 0.12))}.get(pose, ((-0.08, 0.0), (0.08, 0.0)))
@@ -534,7 +534,7 @@ def half_truth(cam: Camera, half: Half, proj: Projection) -> dict[str, np.ndarra
                 last_touch=np.where(half.touch >= 0, side[np.maximum(half.touch, 0)], 0)[src].astype(np.int8),
                 camera_x=np.where(replay, np.nan, cam.distance * np.tan(proj.pan / cam.focal)).astype(np.float32),
                 ball_player=gap[rows, near][src].astype(np.float32), ball_closing=closing[rows, near][src].astype(np.float32),
-                touch=touch[src], replay=replay.astype(np.uint8))
+                touch=touch[src], restart=half.restart[src].astype(np.int8), replay=replay.astype(np.uint8))
 
 # %% ../nbs/04_synthetic.ipynb #6ad3f8fe
 CLUBS = ("Ashford Rovers", "Bexley Town", "Carrow City", "Dunmore United", "Eastwick Athletic", "Fenwick Albion",

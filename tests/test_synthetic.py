@@ -118,14 +118,14 @@ def test_ground_truth_fields(ball_root):
         n = video_info(game.video).n_frames
         with np.load(game.path / "ground_truth.npz") as z: raw = {k: z[k] for k in z.files}
         shapes = {"ball_xy": (n, 2), "ball_visible": (n,), "ball_height": (n,), "ball_pitch": (n, 3), "ball_velocity": (n, 3),
-                  "ball_state": (n,), "possession": (n,), "last_touch": (n,), "camera_x": (n,), "ball_player": (n,), "ball_closing": (n,), "touch": (n,), "replay": (n,),
+                  "ball_state": (n,), "possession": (n,), "last_touch": (n,), "camera_x": (n,), "ball_player": (n,), "ball_closing": (n,), "touch": (n,), "restart": (n,), "replay": (n,),
                   "fps": (), "width": (), "height": (), "halftime_frame": (), "half_length": ()}
         assert {k: v.shape for k, v in raw.items()} == shapes
         assert (float(raw["fps"]), int(raw["height"]), int(raw["width"]), int(raw["halftime_frame"])) == (25.0, 224, 398, n // 2)
         assert set(np.unique(raw["ball_state"])) <= {0, 1, 2} and set(np.unique(raw["possession"])) <= {0, 1, 2}
         truth = read_truth(game)
         assert set(truth) == {"ball_xy", "ball_visible", "ball_height", "ball_velocity", "ball_state", "possession",
-                              "last_touch", "camera_x", "ball_player", "ball_closing", "touch", "replay"}
+                              "last_touch", "camera_x", "ball_player", "ball_closing", "touch", "restart", "replay"}
         assert all(len(v) == n for v in truth.values())
         vis = truth["ball_visible"].astype(bool)
         assert 0.3 < vis.mean() <= 1  # the camera follows the ball
@@ -170,6 +170,24 @@ def test_every_players_action_is_a_touch(forced):
     assert labels_seen == set(BALL_LABELS) - {"GOAL", "OUT"}  # every kind of touch: tackles, blocks and free kicks too
     assert hits > 50 and sides / hits > 0.9, (hits, sides)  # the nearest player is, nearly always, the one who acts
 
+
+
+def test_restart_truth_marks_the_stop_before_each_restart(forced):
+    "The `restart` truth names what a dead ball awaits: it covers the stop before every throw-in and free kick, and only dead balls."
+    from dudek.engine import RESTARTS, BALL_DEAD
+    code = {"THROW IN": 1 + RESTARTS.index("throw_in"), "FREE KICK": 1 + RESTARTS.index("free_kick")}
+    seen = Counter()
+    for game in find_games(forced[0]):
+        labels, _, truth = read_strictly(game)
+        r, state = truth["restart"], truth["ball_state"]
+        assert ((r == 0) | (state == BALL_DEAD)).all()  # only a dead ball awaits a restart
+        assert 0.02 < (r > 0).mean() < 0.6, (r > 0).mean()
+        for a in labels.annotations:
+            if a.label not in code or a.visibility == "not shown": continue
+            stop = r[a.frame() - FPS // 2:a.frame() + 1]
+            assert (stop == code[a.label]).all(), (game.rel, a.label, a.frame(), stop)  # half a second at least, up to the kick
+            seen[a.label] += 1
+    assert seen["THROW IN"] >= 2 and seen["FREE KICK"] >= 2, seen
 
 # ---------------------------------------------------------------------------------------------------------------------
 # determinism
