@@ -827,7 +827,8 @@ def ten_yards(self: MatchEngine, t, spot, until):
         away = _unit(here - spot) if np.linalg.norm(here - spot) > 0.1 else np.array([self.dirs[t], 0.0])
         self.go(q, arrive, _inside_pitch(spot + away * self.rng.uniform(TEN_YARDS + 0.5, TEN_YARDS + 2.5), 0.5, 0.5), hold=until - arrive)
     self.go(REFEREE, arrive, _inside_pitch(spot + np.array([-self.dirs[t] * 1.5, -4.0]), 1.0, 1.0), hold=until - arrive)
-    self.pose(REFEREE, arrive, until - 10, "signal", self.dirs[t])
+    card = max((f1 for q, _, f1, _, _ in self.special if q == REFEREE), default=-1)  # a card for the foul is shown first
+    self.pose(REFEREE, max(arrive, card + 1), until - 10, "signal", self.dirs[t])
 
 @patch
 def set_piece(self: MatchEngine, kind, t, spot, old=None):

@@ -9,15 +9,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dudek.engine import (FPS, GOAL_HALF_WIDTH, HALF_LENGTH, HALF_WIDTH, HANDS_Z, HEAD_Z, MatchEngine, Quota, event_signatures,
-                          outfield, simulate_half)
+from dudek.engine import (FPS, GOAL_HALF_WIDTH, HALF_LENGTH, HALF_WIDTH, HANDS_Z, HEAD_Z, POSES, REFEREE, TEN_YARDS, MatchEngine,
+                          Quota, event_signatures, outfield, simulate_half)
+
+CARDS = ("Yellow card", "Red card", "Yellow->red card")
 
 
 @pytest.fixture(scope="module")
-def signatures():
-    "The signatures of every labelled event of twelve 150-second halves that must hold an event of every label and team."
-    return pd.concat([event_signatures(simulate_half(np.random.default_rng([11, g]), 150 * FPS, half=1 + g % 2, quota=Quota(1),
-                                                     rare_boost=3.0)) for g in range(12)], ignore_index=True)
+def halves():
+    "Twelve 150-second halves that must hold an event of every label and team."
+    return [simulate_half(np.random.default_rng([11, g]), 150 * FPS, half=1 + g % 2, quota=Quota(1), rare_boost=3.0) for g in range(12)]
+
+
+@pytest.fixture(scope="module")
+def signatures(halves):
+    "The signatures of every labelled event of `halves`."
+    return pd.concat([event_signatures(h) for h in halves], ignore_index=True)
 
 
 def test_receiver_keeps_to_its_distance_range():
@@ -62,6 +69,24 @@ def test_every_event_has_its_signature(signatures):
     assert (by["BALL PLAYER BLOCK"].pose == "block").all()
     assert "slide" not in set(signatures[signatures.label != "PLAYER SUCCESSFUL TACKLE"].pose)  # the slide means a tackle
 
+
+
+def test_officials_show_what_they_signal(halves):
+    "The referee holds up every card he gives; before a free kick he points its way (after a card, if any) and the opponents stand back."
+    cards, gaps, kicks = 0, [], 0
+    for h in halves:
+        for e in h.events:
+            if e.old in CARDS:
+                cards += 1
+                assert POSES[h.poses[e.frame, REFEREE]] in ("card", "card_red"), (e, POSES[h.poses[e.frame, REFEREE]])
+            if e.label != "FREE KICK": continue
+            k, kicks = e.frame - 12, kicks + 1  # half a second before the kick
+            carded = any(c.old in CARDS and e.frame - 5 * FPS <= c.frame < e.frame for c in h.events)
+            assert carded or POSES[h.poses[k, REFEREE]] == "signal", (e, POSES[h.poses[k, REFEREE]])
+            gaps.append(np.linalg.norm(h.positions[k, outfield(1 - e.team)] - h.ball[k, :2], axis=1).min())
+    assert cards >= 5 and kicks >= 20, (cards, kicks)
+    # the nearest opponent: ten yards away as a rule; one who was just beyond them when they stepped back may drift a metre in
+    assert np.median(gaps) >= TEN_YARDS and min(gaps) > TEN_YARDS - 1.0, np.round(sorted(gaps), 2)
 
 def test_replays_edit_the_broadcast_not_the_play():
     plain = simulate_half(np.random.default_rng(5), 120 * FPS, rare_boost=3.0)
