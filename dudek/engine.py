@@ -822,9 +822,9 @@ def ten_yards(self: MatchEngine, t, spot, until):
     arrive = self.now() + max(20, min(40, until - self.now() - 20))
     wall = self.wall(t, spot, arrive, until)
     for q in outfield(1 - t):
-        here = self.where(q)
-        if q in wall or np.linalg.norm(here - spot) > TEN_YARDS + 0.5: continue
-        away = _unit(here - spot) if np.linalg.norm(here - spot) > 0.1 else np.array([self.dirs[t], 0.0])
+        off = self.where(q) - spot
+        if q in wall or np.linalg.norm(off) > TEN_YARDS + 0.5: continue
+        away = _unit(off) if np.linalg.norm(off) > 0.1 else np.array([self.dirs[t], 0.0])  # on the spot: back towards his goal
         self.go(q, arrive, _inside_pitch(spot + away * self.rng.uniform(TEN_YARDS + 0.5, TEN_YARDS + 2.5), 0.5, 0.5), hold=until - arrive)
     self.go(REFEREE, arrive, _inside_pitch(spot + np.array([-self.dirs[t] * 1.5, -4.0]), 1.0, 1.0), hold=until - arrive)
     card = max((f1 for q, _, f1, _, _ in self.special if q == REFEREE), default=-1)  # a card for the foul is shown first

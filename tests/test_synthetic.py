@@ -14,7 +14,7 @@ from dudek.annotations import (ActionLabels, BallLabels, Prediction, Predictions
                                parse_game_time)
 from dudek.labels import BALL_LABELS, OLD_LABELS, OLD_TEAMS, TEAMS
 from dudek.annotations import read_truth
-from dudek.engine import FPS
+from dudek.engine import BALL_DEAD, FPS, RESTARTS
 from dudek.synthetic import GameSpec, Renderer, project_half, simulate_game, synthesize
 from dudek.video import read_frames, video_info, write_video
 
@@ -174,7 +174,6 @@ def test_every_players_action_is_a_touch(forced):
 
 def test_restart_truth_marks_the_stop_before_each_restart(forced):
     "The `restart` truth names what a dead ball awaits: it covers the stop before every throw-in and free kick, and only dead balls."
-    from dudek.engine import RESTARTS, BALL_DEAD
     code = {"THROW IN": 1 + RESTARTS.index("throw_in"), "FREE KICK": 1 + RESTARTS.index("free_kick")}
     seen = Counter()
     for game in find_games(forced[0]):
