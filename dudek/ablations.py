@@ -77,12 +77,14 @@ def held_out_games(folder, spec: dict) -> Path:
 
 # %% ../nbs/15_ablations.ipynb #e53d9d99
 def resumable_train(stage: str, run, **kwargs) -> dict:
-    "`train_stage` into `run`, continuing what a kill left: a finished run's summary, a run resumed from `last.pt`, or a new run."
+    "`train_stage` into `run`, continuing what a kill left: a finished run's summary, a run resumed from `last.pt`, or a new run (kept when done: `best.pt`, metrics, summary)."
     run = Path(run)
     if (run / "summary.json").is_file(): return json.loads((run / "summary.json").read_text())
     resume = (run / "last.pt").is_file()
     if not resume and run.exists(): shutil.rmtree(run)  # killed before its first epoch ended: nothing to keep
-    return train_stage(stage, run, resume=resume, quiet=True, **kwargs)
+    summary = train_stage(stage, run, resume=resume, quiet=True, **kwargs)
+    for p in [run / "last.pt", *run.glob("epoch-*.pt")]: p.unlink()  # finished: the table reads best.pt and the summary only
+    return summary
 
 def train_variant(v: Variant, seed: int, out, data, old, sizes: dict, profile: str = "tiny", overrides=None, cache_dir=None) -> dict:
     "Train `v` with `seed` under `out/<name>/seed<seed>/train` (its pretraining shared in `out/pretrain-<weights>/`); seconds per stage."

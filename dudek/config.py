@@ -75,6 +75,7 @@ class TrainConfig:
     amp: bool = True  # mixed precision, used on CUDA only
     ema: float = 0.0  # model EMA decay (0 = off)
     threads: int = 0  # torch CPU threads (0 = torch's default)
+    keep_epochs: int = 2  # epoch-NNN.pt checkpoints kept, the most recent ones (-1: every one; last.pt and best.pt are always kept)
 
 @dataclass
 class PostConfig:
@@ -145,7 +146,7 @@ LIMITS = {  # field -> (lowest, highest) value that makes sense (None: unbounded
     "train.epochs": (1, None), "train.warmup_epochs": (0, None), "train.batch_size": (1, None), "train.lr": (1e-12, 10),
     "train.weight_decay": (0, None), "train.fg_weight": (1e-6, None), "train.ce_weight": (0, None),
     "train.disp_weight": (0, None), "train.team_weight": (0, None), "train.grad_clip": (0, None), "train.ema": (0, 0.9999),
-    "train.threads": (0, 1024), "post.nms_window": (1, None), "post.nms_threshold": (0, 1), "seed": (0, 2 ** 32 - 1)}
+    "train.threads": (0, 1024), "train.keep_epochs": (-1, None), "post.nms_window": (1, None), "post.nms_threshold": (0, 1), "seed": (0, 2 ** 32 - 1)}
 CHOICES = {"model.temporal_shift": ("gsf", "gsm", "none"), "model.head": ("merged", "two_head", "old"), "profile": tuple(PROFILES)}
 
 def _check_value(key, value, source):

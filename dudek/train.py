@@ -341,6 +341,9 @@ def fit(model: nn.Module, train_set: Dataset, task: Task, run, cfg: Config, resu
                 pos["best"] = value
                 save_checkpoint(run / "best.pt", weights(record))
             save_checkpoint(run / f"epoch-{epoch + 1:03d}.pt", weights(record))
+            if tcfg.keep_epochs >= 0:  # the older epoch checkpoints go (names sort by epoch: epoch-NNN)
+                kept = sorted(run.glob("epoch-*.pt"))
+                for old in kept[:max(0, len(kept) - tcfg.keep_epochs)]: old.unlink()
             save_checkpoint(run / "last.pt", state())
             write_metrics(run, pos["history"])
             if tb is not None:
