@@ -19,8 +19,9 @@ __all__ = ['FPS', 'HALF_LENGTH', 'HALF_WIDTH', 'GOAL_HALF_WIDTH', 'GOAL_HEIGHT',
            'CHEST_Z', 'BALL_HELD', 'BALL_FLIGHT', 'BALL_DEAD', 'REFEREE', 'AR_FAR', 'AR_NEAR', 'FOURTH', 'N_FIGURES',
            'KEEPERS', 'FORMATION', 'POSES', 'RESTARTS', 'POSE', 'OWN', 'OPP', 'RARE_WEIGHTS', 'PASS_OUTCOMES',
            'LOFT_OUTCOMES', 'CROSS_OUTCOMES', 'SHOT_OUTCOMES', 'CHOICE_LABELS', 'BOOST_POWER', 'FORCE', 'URGENCY',
-           'OWN_BALL', 'REPLAY_SPEED', 'REPLAY_MAX', 'TEN_YARDS', 'team_of', 'outfield', 'Event', 'Half', 'Quota',
-           'MatchEngine', 'roll', 'loft', 'first_below', 'crossing', 'shot_path', 'simulate_half', 'event_signatures']
+           'OWN_BALL', 'REPLAY_SPEED', 'REPLAY_MAX', 'CLOSE_UP_AFTER', 'TEN_YARDS', 'team_of', 'outfield', 'Event',
+           'Half', 'Quota', 'MatchEngine', 'roll', 'loft', 'first_below', 'crossing', 'shot_path', 'simulate_half',
+           'event_signatures']
 
 # %% ../nbs/04a_engine.ipynb #096a2f06
 FPS = 25  # frames per second of every synthetic video
@@ -90,6 +91,7 @@ class Half:
     events: list  # [Event], sorted by frame
     cuts: list  # frames where the play jumps (everybody to the kick-off places): 0 and after goals
     replays: list  # [(start, stop, source_start, source_stop)]: frames [start, stop) show frames [source_start, source_stop) again
+    close_ups: list  # [(start, stop)]: frames [start, stop) show the live play framed tighter (the stop before a free kick or penalty)
 
     @property
     def n_frames(self) -> int: return len(self.ball)
@@ -138,6 +140,7 @@ class Quota:
 # %% ../nbs/04a_engine.ipynb #0df7a533
 REPLAY_SPEED = 0.5  # a replay shows its source in slow motion (see the last section)
 REPLAY_MAX = 6 * FPS  # frames
+CLOSE_UP_AFTER = 12  # frames a set piece's close-up lasts after the kick, while the camera pulls back
 
 class _HalfOver(Exception): "The half's last frame is planned."
 
@@ -154,7 +157,7 @@ class MatchEngine:
         self.pos, self.special = np.zeros((n_frames, N_FIGURES, 2)), []  # special: (figure, f0, f1, pose, facing)
         self.b = self.f = 0  # frames [0, b) of the ball are planned, [0, f) of the figures simulated
         self.scripts = {}  # figure -> [(first frame, positions (k, 2))]
-        self.events, self.cuts, self.replays = [], [], []
+        self.events, self.cuts, self.replays, self.close_ups = [], [], [], []
         self.last_touch, self.pruned = -1, 0
         self.phase = rng.uniform(0, 2 * np.pi, (N_FIGURES, 2))
         self.period = rng.uniform(5, 11, (N_FIGURES, 2)) * FPS
@@ -219,6 +222,11 @@ class MatchEngine:
         self.replays.append((int(start), int(start) + length, source_start, int(source_start + length * REPLAY_SPEED)))
 
     def replay_end(self) -> int: return self.replays[-1][1] if self.replays else -1  # where the last replay ends
+
+    def close_up(self, start, stop):
+        "The broadcast frames the live play tighter on frames [start, stop) (from the end of a replay, if one is on)."
+        start = max(int(start), self.replay_end())
+        if stop > start: self.close_ups.append((start, int(stop)))
 
 # %% ../nbs/04a_engine.ipynb #0ad90e90
 @patch
@@ -849,6 +857,7 @@ def set_piece(self: MatchEngine, kind, t, spot, old=None):
     self.go(kicker, self.now() + arrive, behind)
     if kind == "penalty": self.go(KEEPERS[1 - t], self.now() + arrive, np.array([-self.dirs[1 - t] * HALF_LENGTH * 0.995, 0.0]), hold=30)
     if kind == "free_kick": self.ten_yards(t, spot, self.now() + wait + run_up + 8)
+    if kind in ("free_kick", "penalty"): self.close_up(self.now() + 25, self.now() + wait + run_up + CLOSE_UP_AFTER)  # the director's shot of the set-up
     self.hold(wait, BALL_DEAD)
     self.run(self.b)
     self.go(kicker, self.now() + run_up, spot - (spot - behind) * 0.3)
@@ -930,8 +939,9 @@ def finish(self: MatchEngine) -> Half:
         if face: facing[f0:f1 + 1, p] = face
     events = sorted((e for e in self.events if 0 <= e.frame < self.n), key=lambda e: e.frame)
     replays = [(a, min(b, self.n), s0, s1) for a, b, s0, s1 in self.replays if a < self.n]
+    close_ups = [(a, min(b, self.n)) for a, b in self.close_ups if a < self.n]
     return Half(self.half, self.dirs.copy(), self.ball.astype(np.float32), self.state, self.owner, self.touch, self.pending, pos,
-                poses.astype(np.int8), facing.astype(np.int8), events, sorted(set(self.cuts)), replays)
+                poses.astype(np.int8), facing.astype(np.int8), events, sorted(set(self.cuts)), replays, close_ups)
 
 def simulate_half(rng: np.random.Generator, n_frames: int, half: int = 1, quota: Quota | None = None,
                   rare_boost: float = 1.0, first_kickoff: int = 0, replays: float = 0.0) -> Half:

@@ -9,8 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['TEMP_NAME', 'InputError', 'atomic_path', 'atomic_write', 'atomic_dir', 'remove_stale_temps', 'safe_join',
-           'check_writable']
+__all__ = ['TEMP_NAME', 'InputError', 'atomic_path', 'atomic_write', 'atomic_dir', 'scratch_dir', 'remove_stale_temps',
+           'safe_join', 'check_writable']
 
 # %% ../nbs/00a_files.ipynb #7c14d07e
 class InputError(ValueError):
@@ -68,7 +68,16 @@ def atomic_dir(path):
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
-TEMP_NAME = re.compile(r"^\..+\.pid(\d+)\..*tmp$")  # what atomic_path and atomic_dir name their temporaries
+@contextmanager
+def scratch_dir(beside):
+    "Yield a temporary folder beside `beside` for a job's scratch files; it goes afterwards (or, if this process is killed, at the next `remove_stale_temps`)."
+    beside = Path(beside)
+    beside.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(beside), suffix=".scratch.tmp", dir=beside.parent))
+    try: yield tmp
+    finally: shutil.rmtree(tmp, ignore_errors=True)
+
+TEMP_NAME = re.compile(r"^\..+\.pid(\d+)\..*tmp$")  # what atomic_path, atomic_dir and scratch_dir name their temporaries
 
 def _running(pid: int) -> bool:
     try: os.kill(pid, 0)

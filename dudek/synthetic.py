@@ -23,11 +23,11 @@ from .engine import (FPS, HALF_LENGTH, HALF_WIDTH, GOAL_HALF_WIDTH, GOAL_HEIGHT,
                           POSES, N_FIGURES, KEEPERS, REFEREE, Event, Half, Quota, team_of, simulate_half)
 
 # %% auto #0
-__all__ = ['FIGURE_HEIGHT', 'UPRIGHT_POWER', 'LEAGUES', 'PARTS', 'REPLAY_ZOOM', 'SKINS', 'HAIR', 'PROPS', 'OUTLINE', 'REPLAY_TAG',
-           'TOUCH_DV', 'TOUCH_REACH', 'CLUBS', 'KINDS', 'Camera', 'Look', 'League', 'sample_look', 'render_panorama',
-           'figure_mask', 'camera_pan', 'broadcast_edit', 'figure_colours', 'Projection', 'project_half', 'Renderer',
-           'half_truth', 'GameSpec', 'SyntheticGame', 'game_seed', 'half_frames', 'simulate_game', 'game_labels',
-           'video_names', 'write_game', 'check_options', 'synthesize']
+__all__ = ['FIGURE_HEIGHT', 'UPRIGHT_POWER', 'LEAGUES', 'PARTS', 'REPLAY_ZOOM', 'CLOSE_UP_ZOOM', 'ZOOM_FRAMES', 'SKINS', 'HAIR',
+           'PROPS', 'OUTLINE', 'REPLAY_TAG', 'TOUCH_DV', 'TOUCH_REACH', 'CLUBS', 'KINDS', 'Camera', 'Look', 'League',
+           'sample_look', 'render_panorama', 'figure_mask', 'camera_pan', 'broadcast_edit', 'figure_colours',
+           'Projection', 'project_half', 'Renderer', 'half_truth', 'GameSpec', 'SyntheticGame', 'game_seed',
+           'half_frames', 'simulate_game', 'game_labels', 'video_names', 'write_game', 'check_options', 'synthesize']
 
 # %% ../nbs/04_synthetic.ipynb #e39048b9
 FIGURE_HEIGHT = 2.4  # metres: figures are drawn taller than life, ~24 px at 224 high (~7 px at 64)
@@ -331,14 +331,18 @@ def camera_pan(cam: Camera, half: Half, smooth: float = 0.6) -> np.ndarray:
     return np.clip(np.round(out), -cam.max_pan, cam.max_pan).astype(np.int64)
 
 REPLAY_ZOOM = 1.7  # a replay is a close-up
+CLOSE_UP_ZOOM, ZOOM_FRAMES = 1.5, 12  # a live close-up's magnification, reached (and left) over 12 frames
 
-def broadcast_edit(half: Half) -> tuple[np.ndarray, np.ndarray]:
-    "Per frame of the video: the frame of play it shows, and its zoom (1 live, `REPLAY_ZOOM` in a replay)."
-    source, zoom = np.arange(half.n_frames), np.ones(half.n_frames)
+def broadcast_edit(half: Half) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    "Per frame of the video: the frame of play it shows, its zoom (1 wide, up to `CLOSE_UP_ZOOM` live, `REPLAY_ZOOM` in a replay), and whether it is a replay."
+    source, zoom, replay = np.arange(half.n_frames), np.ones(half.n_frames), np.zeros(half.n_frames, bool)
+    for a, b in half.close_ups:  # the camera zooms in smoothly, and out again
+        ramp = np.minimum(np.arange(1, b - a + 1), np.arange(b - a, 0, -1)) / ZOOM_FRAMES
+        zoom[a:b] = 1 + (CLOSE_UP_ZOOM - 1) * np.minimum(ramp, 1)
     for a, b, s0, s1 in half.replays:
         source[a:b] = np.round(np.linspace(s0, s1 - 1, b - a)).astype(np.int64)
-        zoom[a:b] = REPLAY_ZOOM
-    return source, zoom
+        zoom[a:b], replay[a:b] = REPLAY_ZOOM, True
+    return source, zoom, replay
 
 # %% ../nbs/04_synthetic.ipynb #444ba1f9
 SKINS = ((232, 190, 160), (198, 140, 100), (120, 80, 55))
@@ -417,9 +421,10 @@ class Projection:
     shadow_col: np.ndarray
     shadow_row: np.ndarray
     source: np.ndarray  # (n,) the frame of play each frame shows (itself, except in replays)
-    zoom: np.ndarray  # (n,) 1, or REPLAY_ZOOM in a replay
-    zoom_col: np.ndarray  # (n,) the point of the unmagnified picture that a replay magnifies about
+    zoom: np.ndarray  # (n,) 1 wide, more in a close-up or a replay
+    zoom_col: np.ndarray  # (n,) the point of the unmagnified picture that a zoom magnifies about
     zoom_row: np.ndarray
+    replay: np.ndarray  # (n,) bool: the frame shows a replay
 
 def _magnify(a, zoom, centre, size):
     "Picture coordinates `a` (n, ...) after magnifying each frame `zoom` times about `centre` (n,) into a picture of `size`."
@@ -428,7 +433,7 @@ def _magnify(a, zoom, centre, size):
 
 def project_half(cam: Camera, half: Half, pan: np.ndarray | None = None) -> Projection:
     "Where every figure and the ball of `half` land in each frame of its video (replays included)."
-    source, zoom = broadcast_edit(half)
+    source, zoom, replay = broadcast_edit(half)
     pan = (camera_pan(cam, half) if pan is None else pan)[source]
     centre = cam.width / 2 - pan
     pos, ball = half.positions[source], half.ball[source]
@@ -436,17 +441,17 @@ def project_half(cam: Camera, half: Half, pan: np.ndarray | None = None) -> Proj
     bu, bv, bs = cam.ground(ball[:, 0], ball[:, 1])
     up = cam.upright(bs)
     ball_col, ball_row = bu + centre, bv - (ball[:, 2] + BALL_RADIUS) * up
-    W, H = cam.width, cam.height  # a replay magnifies about the ball, without showing beyond the picture's edges
+    W, H = cam.width, cam.height  # a zoom magnifies about the ball, without showing beyond the picture's edges
     zc, zr = np.clip(ball_col, W / 2 / zoom, W - W / 2 / zoom), np.clip(ball_row, H / 2 / zoom, H - H / 2 / zoom)
     cols, rows = lambda a: _magnify(a, zoom, zc, W), lambda a: _magnify(a, zoom, zr, H)
     height = np.maximum(np.round(FIGURE_HEIGHT * cam.upright(s) * zoom[:, None]), 6).astype(np.int64)
     return Projection(pan, cols(u + centre[:, None]), rows(v), height, cols(ball_col), rows(ball_row), BALL_RADIUS * up * zoom,
-                      cols(bu + centre), rows(bv), source, zoom, zc, zr)
+                      cols(bu + centre), rows(bv), source, zoom, zc, zr, replay)
 
 REPLAY_TAG = (240, 190, 20)  # the broadcaster's replay tag
 
 def _background(pano, left, width, zoom, col, row):
-    "The panorama's columns `left..left+width`, magnified `zoom` times about (col, row) in a replay."
+    "The panorama's columns `left..left+width`, magnified `zoom` times about (col, row) (a close-up or a replay)."
     img = pano[:, left:left + width].copy()
     if zoom == 1: return img
     H, w, h = img.shape[0], width / zoom, img.shape[0] / zoom
@@ -498,7 +503,7 @@ class Renderer:
                 view = frame[fr, fc]
                 view[disc[sr, sc]] = ball_rgb
                 view[ring[sr, sc]] = out_rgb
-            if proj.zoom[i] > 1: _replay_tag(frame)
+            if proj.replay[i]: _replay_tag(frame)
             yield frame
 
 # %% ../nbs/04_synthetic.ipynb #9d16836d
@@ -516,7 +521,7 @@ def half_truth(cam: Camera, half: Half, proj: Projection) -> dict[str, np.ndarra
     side = np.where(half.directions > 0, 1, 2)  # side code of team 0 and team 1
     owner_team = np.where(half.owner >= 0, np.vectorize(team_of)(np.maximum(half.owner, 0)), -1)
     held = (half.state == BALL_HELD) & (owner_team >= 0)
-    replay = proj.zoom > 1
+    replay = proj.replay
     gap = np.linalg.norm(half.positions[:, :22] - ball[:, None, :2], axis=2)  # (n, 22): the ball's distance to each player
     closing = np.gradient(gap, axis=0) * FPS if len(gap) > 1 else np.zeros_like(gap)  # m/s, < 0 while they approach
     closing[np.isin(np.arange(len(gap)), half.cuts) | jump | np.roll(jump, -1)] = np.nan  # players or ball jump there

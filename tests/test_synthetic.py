@@ -14,8 +14,8 @@ from dudek.annotations import (ActionLabels, BallLabels, Prediction, Predictions
                                parse_game_time)
 from dudek.labels import BALL_LABELS, OLD_LABELS, OLD_TEAMS, TEAMS
 from dudek.annotations import read_truth
-from dudek.engine import BALL_DEAD, FPS, RESTARTS
-from dudek.synthetic import GameSpec, Renderer, project_half, simulate_game, synthesize
+from dudek.engine import BALL_DEAD, CLOSE_UP_AFTER, FPS, RESTARTS, simulate_half
+from dudek.synthetic import CLOSE_UP_ZOOM, Camera, GameSpec, Renderer, project_half, simulate_game, synthesize
 from dudek.video import read_frames, video_info, write_video
 
 MINUTES = 0.4  # the 224p games: 600 frames each
@@ -187,6 +187,27 @@ def test_restart_truth_marks_the_stop_before_each_restart(forced):
             assert (stop == code[a.label]).all(), (game.rel, a.label, a.frame(), stop)  # half a second at least, up to the kick
             seen[a.label] += 1
     assert seen["THROW IN"] >= 2 and seen["FREE KICK"] >= 2, seen
+
+def test_free_kicks_and_penalties_are_filmed_in_close_up():
+    "The broadcast zooms in live before every free kick and penalty (figures 1.5 times taller at the kick) and at no other time."
+    kicks = 0
+    for seed in range(6):
+        h = simulate_half(np.random.default_rng(seed), 150 * FPS, rare_boost=3, replays=0.5)
+        proj = project_half(Camera(), h)
+        set_pieces = [ev.frame for ev in h.events if ev.label == "FREE KICK" or ev.old == "Penalty"]
+        for f in set_pieces:
+            before = slice(f - FPS // 2, f + 1)
+            assert not proj.replay[before].any() and np.allclose(proj.zoom[before], CLOSE_UP_ZOOM), (seed, f, proj.zoom[before])
+            [(a, b)] = [(a, b) for a, b in h.close_ups if a < f < b]
+            assert b == f + CLOSE_UP_AFTER and a <= f - FPS, (seed, f, a, b)  # from a second or more before, until just after
+            wide = np.nonzero(proj.zoom[:a] == 1)[0][-1]  # the last wide frame before it (a replay may end where it starts)
+            assert proj.fig_height[f].mean() > 1.4 * proj.fig_height[wide].mean(), (seed, f)
+            kicks += 1
+        live_zoom = np.nonzero((proj.zoom > 1) & ~proj.replay)[0]
+        near = [any(f - 10 * FPS <= i <= f + CLOSE_UP_AFTER for f in set_pieces) for i in live_zoom]
+        assert all(near), (seed, live_zoom[~np.array(near)][:5])  # live zooms belong to set pieces only
+    assert kicks >= 3, kicks
+
 
 # ---------------------------------------------------------------------------------------------------------------------
 # determinism
