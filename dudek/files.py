@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['TEMP_NAME', 'InputError', 'atomic_path', 'atomic_write', 'atomic_dir', 'scratch_dir', 'remove_stale_temps',
+__all__ = ['TEMP_NAME', 'InputError', 'atomic_path', 'atomic_write', 'scratch_dir', 'atomic_dir', 'remove_stale_temps',
            'safe_join', 'check_writable']
 
 # %% ../nbs/00a_files.ipynb #7c14d07e
@@ -50,32 +50,26 @@ def atomic_write(path, data: bytes | str) -> Path:
     return Path(path)
 
 @contextmanager
-def atomic_dir(path):
-    "Yield a temporary folder beside `path`; on success it takes the place of `path` (and of all it held), on failure it goes."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
-    os.chmod(tmp, 0o777 & ~_umask())
-    try:
-        yield tmp
-        if path.exists():  # a folder cannot be renamed onto a full one: move the old one aside first
-            old = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".old.tmp", dir=path.parent))
-            os.replace(path, old / path.name)
-            os.replace(tmp, path)
-            shutil.rmtree(old)
-        else: os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-@contextmanager
 def scratch_dir(beside):
     "Yield a temporary folder beside `beside` for a job's scratch files; it goes afterwards (or, if this process is killed, at the next `remove_stale_temps`)."
     beside = Path(beside)
     beside.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(beside), suffix=".scratch.tmp", dir=beside.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(beside), suffix=".tmp", dir=beside.parent))
     try: yield tmp
     finally: shutil.rmtree(tmp, ignore_errors=True)
+
+@contextmanager
+def atomic_dir(path):
+    "Yield a temporary folder beside `path`; on success it takes the place of `path` (and of all it held), on failure it goes."
+    path = Path(path)
+    with scratch_dir(path) as tmp:
+        os.chmod(tmp, 0o777 & ~_umask())
+        yield tmp
+        if path.exists():  # a folder cannot be renamed onto a full one: move the old one aside first
+            with scratch_dir(path) as old:
+                os.replace(path, old / path.name)
+                os.replace(tmp, path)
+        else: os.replace(tmp, path)
 
 TEMP_NAME = re.compile(r"^\..+\.pid(\d+)\..*tmp$")  # what atomic_path, atomic_dir and scratch_dir name their temporaries
 
