@@ -4,7 +4,7 @@
 
 # %% ../nbs/14_report.ipynb #2f5fb4d3
 from __future__ import annotations
-import importlib, json, os, sys, time
+import importlib, json, os, sys, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -199,9 +199,10 @@ def run_stage(stage: Stage, run, nbs=None, progress: bool = True, prepare_only: 
     nbs, out = course_notebooks(nbs), Path(run) / "notebooks" / stage.output
     out.parent.mkdir(parents=True, exist_ok=True)
     backend, tmpdir, t0 = os.environ.pop("MPLBACKEND", None), os.environ.get("TMPDIR"), time.perf_counter()
+    tempfile.gettempdir()  # this process's own temporaries (jupyter's connection file) stay put: `tempfile` reads TMPDIR once
     try:
         with scratch_dir(out) as scratch:  # the kernel's temporary folders (a chapter's checks make some) go with the stage
-            os.environ["TMPDIR"] = str(scratch)
+            os.environ["TMPDIR"] = str(scratch)  # (papermill cannot pass an environment to the kernel it starts)
             pm.execute_notebook(nbs / f"{stage.notebook}.ipynb", out, parameters=stage.params, cwd=str(nbs), kernel_name="python3",
                                 language="python", progress_bar=progress and not prepare_only and not stage.stream, prepare_only=prepare_only,
                                 request_save_on_cell_execute=True, stderr_file=sys.stderr if stage.stream else None)
@@ -461,7 +462,7 @@ BALL_TASK = "spotting-ball-2025"
 
 def unpack(zips, dest) -> list[Path]:
     "Unpack each zip into `dest/<zip name without .zip>/` (skipped when that folder exists), whole or not at all."
-    import shutil, tempfile, zipfile
+    import shutil, zipfile
     dest, folders = Path(dest), []
     for z in map(Path, zips):
         target = dest / z.stem
