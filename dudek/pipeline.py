@@ -4,14 +4,14 @@
 
 # %% ../nbs/14_report.ipynb #2f5fb4d3
 from __future__ import annotations
-import importlib, json, os, sys, tempfile, time
+import importlib, json, os, sys, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from .files import InputError, atomic_path, atomic_write, check_writable, remove_stale_temps, scratch_dir
+from .files import InputError, atomic_path, atomic_write, check_writable, remove_stale_temps
 from .config import get_config, load_config, parse_overrides, provenance
 from .labels import BALL_LABELS
 from .annotations import find_games, read_submission
@@ -198,22 +198,17 @@ def run_stage(stage: Stage, run, nbs=None, progress: bool = True, prepare_only: 
     import papermill as pm
     nbs, out = course_notebooks(nbs), Path(run) / "notebooks" / stage.output
     out.parent.mkdir(parents=True, exist_ok=True)
-    backend, tmpdir, t0 = os.environ.pop("MPLBACKEND", None), os.environ.get("TMPDIR"), time.perf_counter()
-    tempfile.gettempdir()  # this process's own temporaries (jupyter's connection file) stay put: `tempfile` reads TMPDIR once
+    backend, t0 = os.environ.pop("MPLBACKEND", None), time.perf_counter()
     try:
-        with scratch_dir(out) as scratch:  # the kernel's temporary folders (a chapter's checks make some) go with the stage
-            os.environ["TMPDIR"] = str(scratch)  # (papermill cannot pass an environment to the kernel it starts)
-            pm.execute_notebook(nbs / f"{stage.notebook}.ipynb", out, parameters=stage.params, cwd=str(nbs), kernel_name="python3",
-                                language="python", progress_bar=progress and not prepare_only and not stage.stream, prepare_only=prepare_only,
-                                request_save_on_cell_execute=True, stderr_file=sys.stderr if stage.stream else None)
+        pm.execute_notebook(nbs / f"{stage.notebook}.ipynb", out, parameters=stage.params, cwd=str(nbs), kernel_name="python3", language="python",
+                            progress_bar=progress and not prepare_only and not stage.stream, prepare_only=prepare_only,
+                            request_save_on_cell_execute=True, stderr_file=sys.stderr if stage.stream else None)
     except pm.PapermillExecutionError as e:
         first = next((ln for ln in e.source.splitlines() if ln.strip() and not ln.startswith("#|")), "").strip()
         raise StageError(f"stage {stage.name}: {out.name}, cell {e.cell_index} ({first[:60]}): {e.ename}: {' '.join(e.evalue.split())} "
                          f"(the executed notebook is kept: {out})") from None
     finally:
         if backend is not None: os.environ["MPLBACKEND"] = backend
-        if tmpdir is None: os.environ.pop("TMPDIR", None)
-        else: os.environ["TMPDIR"] = tmpdir
     return time.perf_counter() - t0
 
 # %% ../nbs/14_report.ipynb #7a957d72
@@ -462,7 +457,7 @@ BALL_TASK = "spotting-ball-2025"
 
 def unpack(zips, dest) -> list[Path]:
     "Unpack each zip into `dest/<zip name without .zip>/` (skipped when that folder exists), whole or not at all."
-    import shutil, zipfile
+    import shutil, tempfile, zipfile
     dest, folders = Path(dest), []
     for z in map(Path, zips):
         target = dest / z.stem
