@@ -30,6 +30,7 @@ class DataConfig:
     radius: int = 4  # sampled frames either side of an event that take its class
     clips_per_epoch: int = 400  # random training clips per epoch
     event_bias: float = 0.5  # share of training clips centred near a random event
+    event_balance: float = 0.0  # how evenly those events spread over labels: weight count(label) ** -event_balance (0 as found, 1 every label alike)
     n_val: int = 1  # games held out for validation
     n_test: int = 0  # games held out for testing
     num_workers: int = 0  # DataLoader worker processes
@@ -139,7 +140,7 @@ def _coerce(value, typ, source, key):
 LIMITS = {  # field -> (lowest, highest) value that makes sense (None: unbounded); floats must also be finite
     "data.stride": (1, None), "data.clip_len": (2, None), "data.overlap": (0, None), "data.frame_height": (32, 4096),
     "data.frame_width": (32, 4096), "data.radius": (0, None), "data.clips_per_epoch": (1, None), "data.event_bias": (0, 1),
-    "data.n_val": (0, None), "data.n_test": (0, None), "data.num_workers": (0, 256),
+    "data.event_balance": (0, 1), "data.n_val": (0, None), "data.n_test": (0, None), "data.num_workers": (0, 256),
     "model.n_layers": (0, 16), "model.sgp_kernel": (1, 63), "model.sgp_k": (1, 64),
     **{f"augment.{p}": (0, 1) for p in ("p_flip", "p_crop", "p_camera", "p_color", "p_blur", "p_mixup")},
     "augment.crop_scale": (0.1, 1), "augment.mixup_alpha": (1e-6, None),

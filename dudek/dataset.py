@@ -22,7 +22,7 @@ from .video import VideoReader, video_info, iter_frames
 # %% auto #0
 __all__ = ['OFFICIAL_TEST', 'OFFICIAL_CHALLENGE', 'split_games', 'split_folder', 'sampled_length', 'event_anchor',
            'event_targets', 'GameVideo', 'game_videos', 'clip_starts', 'clip_indices', 'frame_cache', 'FrameSource',
-           'sample_clip', 'ClipDataset', 'show_clip', 'InferenceClips', 'make_loader', 'VisionFrames']
+           'sample_clip', 'event_weights', 'ClipDataset', 'show_clip', 'InferenceClips', 'make_loader', 'VisionFrames']
 
 # %% ../nbs/10_dataset.ipynb #f33b7ec3
 OFFICIAL_TEST = ("2019-10-01 - Stoke City - Huddersfield Town", "2019-10-01 - Reading - Fulham")
@@ -172,18 +172,27 @@ def _chw(frames: np.ndarray) -> torch.Tensor:
 
 # %% ../nbs/10_dataset.ipynb #050391bb
 def sample_clip(rng: np.random.Generator, n_sampled: np.ndarray, clip_len: int, event_bias: float = 0.0,
-                event_video: np.ndarray | None = None, event_anchor: np.ndarray | None = None) -> tuple[int, int]:
-    "`(video, start)` of a random clip: around a random event with probability `event_bias`, else uniform over clip positions."
+                event_video: np.ndarray | None = None, event_anchor: np.ndarray | None = None,
+                event_weight: np.ndarray | None = None) -> tuple[int, int]:
+    "`(video, start)` of a random clip: around a random event (drawn with probabilities `event_weight`, default alike) with probability `event_bias`, else uniform over clip positions."
     n_sampled = np.asarray(n_sampled, np.int64)
     last_start = np.maximum(0, n_sampled - clip_len)
     if event_video is not None and len(event_video) and rng.random() < event_bias:
-        e = rng.integers(len(event_video))
+        e = rng.integers(len(event_video)) if event_weight is None else rng.choice(len(event_video), p=event_weight)
         video, anchor = int(event_video[e]), int(event_anchor[e])
         lo, hi = max(0, anchor - clip_len + 1), min(anchor, int(last_start[video]))
         return video, int(rng.integers(lo, hi + 1))
     weights = last_start + 1
     video = int(rng.choice(len(n_sampled), p=weights / weights.sum()))
     return video, int(rng.integers(0, last_start[video] + 1))
+
+# %% ../nbs/10_dataset.ipynb #1dc0cee5
+def event_weights(labels: Sequence, balance: float = 0.0) -> np.ndarray | None:
+    "Draw probability of each event, proportional to `count(its label) ** -balance`; `None` (draw alike) for `balance=0` or no events."
+    if not balance or not len(labels): return None
+    _, inverse, counts = np.unique(np.asarray(labels), return_inverse=True, return_counts=True)
+    w = counts[inverse].astype(np.float64) ** -float(balance)
+    return w / w.sum()
 
 # %% ../nbs/10_dataset.ipynb #8a7ba740
 def _check_codec(game: Game, codec: Codec):
@@ -216,9 +225,10 @@ class ClipDataset(Dataset):
         self.n_sampled = np.array([sampled_length(v.n_frames, self.stride) for v in self.videos], np.int64)
         self.targets = [tuple(a.astype(np.int16) for a in event_targets(v.events, n, self.stride, self.radius, codec))
                         for v, n in zip(self.videos, self.n_sampled)]  # whole-frame values: 6 bytes per sampled frame
-        inside = [(k, f) for k, (v, n) in enumerate(zip(self.videos, self.n_sampled)) for f, _, _ in v.events if 0 <= f < n * self.stride]
-        self.event_video = np.array([k for k, _ in inside], np.int64)  # the pool of events for biased draws
-        self.event_anchor = np.array([min(int(event_anchor(f, self.stride)), self.n_sampled[k] - 1) for k, f in inside], np.int64)
+        inside = [(k, f, lb) for k, (v, n) in enumerate(zip(self.videos, self.n_sampled)) for f, lb, _ in v.events if 0 <= f < n * self.stride]
+        self.event_video = np.array([k for k, _, _ in inside], np.int64)  # the pool of events for biased draws
+        self.event_anchor = np.array([min(int(event_anchor(f, self.stride)), self.n_sampled[k] - 1) for k, f, _ in inside], np.int64)
+        self.event_weight = event_weights([lb for _, _, lb in inside], data.event_balance)
         self.frames = FrameSource([v.path for v in self.videos], self.stride, self.size, cache_dir)
 
     def set_epoch(self, epoch: int):
@@ -231,7 +241,7 @@ class ClipDataset(Dataset):
 
     def clip(self, i: int) -> tuple[int, int]:
         "`(video, start)` of clip `i` of the current epoch."
-        return sample_clip(self._rng(i), self.n_sampled, self.clip_len, self.event_bias, self.event_video, self.event_anchor)
+        return sample_clip(self._rng(i), self.n_sampled, self.clip_len, self.event_bias, self.event_video, self.event_anchor, self.event_weight)
 
     def item(self, video: int, start: int) -> dict:
         "The clip of `clip_len` sampled frames of `video` from `start`, with its targets."
@@ -244,8 +254,8 @@ class ClipDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         if not 0 <= i < self.n_clips: raise IndexError(f"clip index {i} out of range 0..{self.n_clips - 1}")
-        rng = self._rng(i)
-        video, start = sample_clip(rng, self.n_sampled, self.clip_len, self.event_bias, self.event_video, self.event_anchor)
+        rng = self._rng(i)  # the draw, then the augmentation, from one generator
+        video, start = sample_clip(rng, self.n_sampled, self.clip_len, self.event_bias, self.event_video, self.event_anchor, self.event_weight)
         out = self.item(video, start)
         return self.augment(out, rng) if self.augment is not None else out
 

@@ -246,6 +246,14 @@ def test_event_bias_and_clip_bounds(games):
     ft.test_eq((min(starts), max(starts)), (0, 200 - 16))
 
 
+def test_event_balance_draws_every_label_alike(games):
+    "Six events of five labels: the lone SHOT (the short video) is a sixth of the event draws as found, a fifth at `event_balance=1`."
+    for balance, share in ((0.0, 1 / 6), (0.5, 1 / (2 / 2 ** 0.5 + 4)), (1.0, 1 / 5)):
+        cfg = get_config(overrides={**SIZE, "data.clip_len": 4, "data.overlap": 2, "data.event_balance": balance})
+        ds = ClipDataset([games["ball"], games["short"]], cfg, MERGED, n_clips=20000, event_bias=1.0, seed=5)
+        ft.test_close(np.mean([ds.clip(i)[0] == 1 for i in range(len(ds))]), share, eps=0.01)
+
+
 def test_augment_runs_with_a_reproducible_generator(games):
     cfg = get_config(overrides={**SIZE, "data.clip_len": 8, "data.overlap": 4})
     def augment(item, rng):
