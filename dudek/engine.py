@@ -19,9 +19,9 @@ __all__ = ['FPS', 'HALF_LENGTH', 'HALF_WIDTH', 'GOAL_HALF_WIDTH', 'GOAL_HEIGHT',
            'CHEST_Z', 'BALL_HELD', 'BALL_FLIGHT', 'BALL_DEAD', 'REFEREE', 'AR_FAR', 'AR_NEAR', 'FOURTH', 'N_FIGURES',
            'KEEPERS', 'FORMATION', 'POSES', 'RESTARTS', 'POSE', 'OWN', 'OPP', 'RARE_WEIGHTS', 'PASS_OUTCOMES',
            'LOFT_OUTCOMES', 'CROSS_OUTCOMES', 'SHOT_OUTCOMES', 'CHOICE_LABELS', 'BOOST_POWER', 'FORCE', 'URGENCY',
-           'OWN_BALL', 'REPLAY_SPEED', 'REPLAY_MAX', 'CLOSE_UP_AFTER', 'TEN_YARDS', 'team_of', 'outfield', 'Event',
-           'Half', 'Quota', 'MatchEngine', 'roll', 'loft', 'first_below', 'crossing', 'shot_path', 'simulate_half',
-           'event_signatures']
+           'OWN_BALL', 'REPLAY_SPEED', 'REPLAY_MAX', 'CLOSE_UP_AFTER', 'BLOCK_FALL', 'TEN_YARDS', 'team_of', 'outfield',
+           'Event', 'Half', 'Quota', 'MatchEngine', 'roll', 'loft', 'first_below', 'crossing', 'shot_path',
+           'simulate_half', 'event_signatures']
 
 # %% ../nbs/04a_engine.ipynb #096a2f06
 FPS = 25  # frames per second of every synthetic video
@@ -141,6 +141,7 @@ class Quota:
 REPLAY_SPEED = 0.5  # a replay shows its source in slow motion (see the last section)
 REPLAY_MAX = 6 * FPS  # frames
 CLOSE_UP_AFTER = 12  # frames a set piece's close-up lasts after the kick, while the camera pulls back
+BLOCK_FALL = 16  # frames after a block's contact the blocker is on the ground (he threw himself in the way)
 
 class _HalfOver(Exception): "The half's last frame is planned."
 
@@ -526,11 +527,12 @@ def offside(self: MatchEngine, t, path):
 
 @patch
 def block(self: MatchEngine, q, incoming):
-    "The ball hits opponent `q` at the current frame and rebounds sharply back the way it came (BALL PLAYER BLOCK)."
+    "Opponent `q` throws himself in the way: the ball hits him at the current frame and rebounds sharply back the way it came (BALL PLAYER BLOCK)."
     t, c = team_of(q), self.now()
     self.emit(c, "BALL PLAYER BLOCK", t, actor=q)
     self.touched(t)
-    self.pose(q, c - 2, c + 5, "block", -incoming[0])
+    self.pose(q, c - 3, c + 3, "block", -incoming[0])  # arms and legs spread across the ball's way
+    self.pose(q, c + 4, c + BLOCK_FALL, "down")  # then on the ground
     away = _rot(-_unit(incoming[:2]), self.rng.uniform(-35, 35))
     if self.att(q)[0] < -30 and self.rng.random() < 0.35:  # deflected behind its own goal line: a corner
         away = _unit(np.array([-self.dirs[t], self.rng.uniform(-0.5, 0.5)]))

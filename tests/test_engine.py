@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dudek.engine import (FPS, GOAL_HALF_WIDTH, HALF_LENGTH, HALF_WIDTH, HANDS_Z, HEAD_Z, POSES, REFEREE, TEN_YARDS, MatchEngine,
+from dudek.engine import (BLOCK_FALL, FPS, GOAL_HALF_WIDTH, HALF_LENGTH, HALF_WIDTH, HANDS_Z, HEAD_Z, POSES, REFEREE, TEN_YARDS, MatchEngine,
                           Quota, event_signatures, outfield, simulate_half)
 
 CARDS = ("Yellow card", "Red card", "Yellow->red card")
@@ -69,6 +69,15 @@ def test_every_event_has_its_signature(signatures):
     assert (by["BALL PLAYER BLOCK"].pose == "block").all()
     assert "slide" not in set(signatures[signatures.label != "PLAYER SUCCESSFUL TACKLE"].pose)  # the slide means a tackle
 
+
+
+def test_a_blocker_throws_himself_in_the_way(halves):
+    "A block looks like one: the blocker spread across the ball's way at the contact, then on the ground for half a second."
+    blocks = [(h, e) for h in halves for e in h.events if e.label == "BALL PLAYER BLOCK"]
+    assert len(blocks) >= 12
+    for h, e in blocks:
+        seen = [POSES[p] for p in h.poses[e.frame - 3:e.frame + BLOCK_FALL + 1, e.actor]]
+        assert seen[:7] == ["block"] * 7 and seen[7:] == ["down"] * (BLOCK_FALL - 3), f"expected block x7 then down at frame {e.frame}, got {seen}"
 
 
 def test_officials_show_what_they_signal(halves):
