@@ -79,10 +79,10 @@ def _running(pid: int) -> bool:
     except PermissionError: pass  # another user's process
     return True
 
-def remove_stale_temps(folder) -> list[Path]:
-    "Remove the temporaries that killed writers left anywhere under `folder` (their process is gone); returns what went."
-    gone = []
-    for p in sorted(Path(folder).rglob(".*tmp")) if Path(folder).is_dir() else []:
+def remove_stale_temps(folder, pattern: str = ".*tmp", recursive: bool = True) -> list[Path]:
+    "Remove the temporaries (named `pattern`) that killed writers left anywhere under `folder`, or in it alone; returns what went."
+    gone, folder = [], Path(folder)
+    for p in sorted(folder.rglob(pattern) if recursive else folder.glob(pattern)) if folder.is_dir() else []:
         m = TEMP_NAME.match(p.name)
         if not m or int(m.group(1)) == os.getpid() or _running(int(m.group(1))) or not p.exists(): continue
         shutil.rmtree(p) if p.is_dir() else p.unlink()

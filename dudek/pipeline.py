@@ -4,14 +4,14 @@
 
 # %% ../nbs/14_report.ipynb #2f5fb4d3
 from __future__ import annotations
-import importlib, json, os, sys, time
+import importlib, json, os, sys, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from .files import InputError, atomic_path, atomic_write, check_writable, remove_stale_temps
+from .files import InputError, atomic_path, atomic_write, check_writable, remove_stale_temps, scratch_dir
 from .config import get_config, load_config, parse_overrides, provenance
 from .labels import BALL_LABELS
 from .annotations import find_games, read_submission
@@ -20,11 +20,11 @@ from .dataset import split_games
 from .infer import plot_timeline
 
 # %% auto #0
-__all__ = ['SIZES', 'BUDGET_S', 'ABLATION_SIZES', 'LESSONS', 'STATE', 'TEAM_OUTCOMES', 'SPLITS', 'BALL_TASK', 'Stage',
-           'course_notebooks', 'run_sizes', 'ablation_sizes', 'link_games', 'split_views', 'plan', 'StageError',
-           'run_stage', 'read_state', 'same_request', 'start_run', 'reproduce', 'test_scores', 'run_metrics',
-           'headline', 'plot_label_bars', 'team_errors', 'plot_team_errors', 'plot_pr', 'report_markdown',
-           'markdown_html', 'write_report', 'unpack', 'download']
+__all__ = ['SIZES', 'BUDGET_S', 'ABLATION_SIZES', 'LESSONS', 'STAGE_SCRATCH', 'STATE', 'TEAM_OUTCOMES', 'SPLITS', 'BALL_TASK',
+           'Stage', 'course_notebooks', 'run_sizes', 'ablation_sizes', 'link_games', 'split_views', 'plan',
+           'StageError', 'run_stage', 'read_state', 'same_request', 'start_run', 'reproduce', 'test_scores',
+           'run_metrics', 'headline', 'plot_label_bars', 'team_errors', 'plot_team_errors', 'plot_pr',
+           'report_markdown', 'markdown_html', 'write_report', 'unpack', 'download']
 
 # %% ../nbs/14_report.ipynb #5f3469f7
 @dataclass
@@ -190,6 +190,8 @@ def plan(run, profile: str = "tiny", data=None, old_data=None, sizes: dict | Non
     return stages
 
 # %% ../nbs/14_report.ipynb #2895e91f
+STAGE_SCRATCH = "dudek"  # a stage kernel's temporary folder: `<temp>/.dudek.pid<N>.<random>.tmp`
+
 class StageError(Exception):
     "A stage's notebook failed: the one line says which notebook, which cell and what error."
 
@@ -198,17 +200,21 @@ def run_stage(stage: Stage, run, nbs=None, progress: bool = True, prepare_only: 
     import papermill as pm
     nbs, out = course_notebooks(nbs), Path(run) / "notebooks" / stage.output
     out.parent.mkdir(parents=True, exist_ok=True)
-    backend, t0 = os.environ.pop("MPLBACKEND", None), time.perf_counter()
+    backend, tmpdir, t0 = os.environ.pop("MPLBACKEND", None), os.environ.get("TMPDIR"), time.perf_counter()
     try:
-        pm.execute_notebook(nbs / f"{stage.notebook}.ipynb", out, parameters=stage.params, cwd=str(nbs), kernel_name="python3", language="python",
-                            progress_bar=progress and not prepare_only and not stage.stream, prepare_only=prepare_only,
-                            request_save_on_cell_execute=True, stderr_file=sys.stderr if stage.stream else None)
+        with scratch_dir(Path(tempfile.gettempdir()) / STAGE_SCRATCH) as scratch:  # `tempfile` reads TMPDIR once, here
+            os.environ["TMPDIR"] = str(scratch)
+            pm.execute_notebook(nbs / f"{stage.notebook}.ipynb", out, parameters=stage.params, cwd=str(nbs), kernel_name="python3",
+                                language="python", progress_bar=progress and not prepare_only and not stage.stream, prepare_only=prepare_only,
+                                request_save_on_cell_execute=True, stderr_file=sys.stderr if stage.stream else None)
     except pm.PapermillExecutionError as e:
         first = next((ln for ln in e.source.splitlines() if ln.strip() and not ln.startswith("#|")), "").strip()
         raise StageError(f"stage {stage.name}: {out.name}, cell {e.cell_index} ({first[:60]}): {e.ename}: {' '.join(e.evalue.split())} "
                          f"(the executed notebook is kept: {out})") from None
     finally:
         if backend is not None: os.environ["MPLBACKEND"] = backend
+        if tmpdir is None: os.environ.pop("TMPDIR", None)
+        else: os.environ["TMPDIR"] = tmpdir
     return time.perf_counter() - t0
 
 # %% ../nbs/14_report.ipynb #7a957d72
@@ -238,6 +244,7 @@ def start_run(run, request: dict, resume: bool) -> dict:
     check_writable(run, "--out", folder=True)
     if run.exists() and not run.is_dir(): raise InputError(run, "--out", "a folder (this is a file)")
     remove_stale_temps(run)
+    remove_stale_temps(tempfile.gettempdir(), f".{STAGE_SCRATCH}.pid*.tmp", recursive=False)  # killed stages' kernel scratch
     state, held = read_state(run), sorted(p.name for p in run.iterdir()) if run.is_dir() else []
     if state is None and held: raise InputError(run, "--out", f"a new or empty folder, or a reproduction to resume (it holds {held[0]})")
     if state is not None and not resume: raise InputError(run, "--out", "a new or empty folder (a reproduction is here: add --resume)")
@@ -457,7 +464,7 @@ BALL_TASK = "spotting-ball-2025"
 
 def unpack(zips, dest) -> list[Path]:
     "Unpack each zip into `dest/<zip name without .zip>/` (skipped when that folder exists), whole or not at all."
-    import shutil, tempfile, zipfile
+    import shutil, zipfile
     dest, folders = Path(dest), []
     for z in map(Path, zips):
         target = dest / z.stem

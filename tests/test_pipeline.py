@@ -5,23 +5,30 @@
   `--resume` on the finished run skips every stage and prints the same headline;
 - a stage that fails (a damaged label file in `--data`) stops the run with one line naming the notebook and
   the cell, exit code 1, and keeps the executed notebook; resumed after the fix, it finishes;
-- a run killed (SIGKILL) during a stage continues with `--resume` without redoing the stages it finished;
+- a run killed (SIGKILL) during a stage continues with `--resume` without redoing the stages it finished,
+  and the chapters' scratch folders, the killed stage's too, are gone afterwards;
 - `--ablations` killed between its rows continues with `--resume` without redoing the rows it finished.
 """
 import json, os, signal, subprocess, sys, time
+from pathlib import Path
 
 import pytest
 
 from dudek.annotations import find_games
 from dudek.synthetic import synthesize
 
-ENV = {**os.environ, "DUDEK_QUIET": "1", "PYTHONUNBUFFERED": "1"}
+
+def env() -> dict:
+    "The environment of a `dudek` child: this test's (its TMPDIR included: see conftest.py), quiet and unbuffered."
+    return {**os.environ, "DUDEK_QUIET": "1", "PYTHONUNBUFFERED": "1"}
+
+
 TINY_SETS = {"train": {"n_games": 2, "minutes": 0.5, "seed": 0}, "old": {"n_games": 2, "minutes": 0.5, "seed": 2, "kind": "actions"},
              "val": {"n_games": 1, "minutes": 0.5, "seed": 3}, "test": {"n_games": 1, "minutes": 1.0, "seed": 1}}
 
 
 def dudek(*args, timeout=900):
-    return subprocess.run([sys.executable, "-m", "dudek", *map(str, args)], capture_output=True, text=True, env=ENV, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "dudek", *map(str, args)], capture_output=True, text=True, env=env(), timeout=timeout)
 
 
 def test_shortened_paper_run_and_resume(tmp_path):
@@ -76,7 +83,7 @@ def test_killed_run_resumes(tmp_path):
     out = tmp_path / "run"
     args = [sys.executable, "-m", "dudek", "reproduce", "--out", str(out), "--stages", "00_labels,00a_files,01_annotations,03_config",
             "--no-site", "--quiet"]
-    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(), start_new_session=True)
     state = out / "pipeline.json"
     deadline = time.time() + 300
     while time.time() < deadline and p.poll() is None:
@@ -87,10 +94,14 @@ def test_killed_run_resumes(tmp_path):
     p.wait()
     finished = set(json.loads(state.read_text())["stages"])
     assert 2 <= len(finished) < 4, finished
-    res = subprocess.run([*args, "--resume"], capture_output=True, text=True, env=ENV, timeout=300)
+    res = subprocess.run([*args, "--resume"], capture_output=True, text=True, env=env(), timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     assert res.stderr.count("finished earlier") == len(finished), res.stderr
     assert set(json.loads(state.read_text())["stages"]) == {"00_labels", "00a_files", "01_annotations", "03_config"}
+    # the chapters' scratch folders went with their stages, the killed stage's at the resume (03_config makes some)
+    kept = lambda p: p.name.startswith("torchinductor_") or p.suffix == ".json"  # torch's compile cache; the killed kernel's connection file
+    left = [p.name for p in Path(os.environ["TMPDIR"]).iterdir() if not kept(p)]
+    assert not left and not list(out.rglob("*.tmp")), (left, list(out.rglob("*.tmp")))
 
 
 def test_stages_after_a_stage_that_ran_run_again(tmp_path):
@@ -113,7 +124,7 @@ def test_ablations_killed_then_resumed(tmp_path):
     sizes = {"finetune_epochs": 1, "clips_per_epoch": 4, "trials": 3, "seeds": [0], "other": {"n_games": 1, "minutes": 0.2, "min_events_per_class": 0}}
     args = [sys.executable, "-m", "dudek", "reproduce", "--out", str(out), "--stages", "data,ablations", "--ablations", "--no-site", "--quiet",
             "--size", "sets=" + json.dumps(sets), "--size", "ablations=" + json.dumps(sizes), "--set", "train.threads=1"]
-    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV, start_new_session=True)
+    p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env(), start_new_session=True)
     rows = lambda: sorted((out / "ablations").glob("*/seed*/scores.json"))
     deadline = time.time() + 600
     while time.time() < deadline and p.poll() is None and len(rows()) < 2: time.sleep(0.2)
@@ -122,7 +133,7 @@ def test_ablations_killed_then_resumed(tmp_path):
     p.wait()
     finished = {f: f.stat().st_mtime_ns for f in rows()}
     assert 2 <= len(finished) < 8, finished
-    res = subprocess.run([*args, "--resume"], capture_output=True, text=True, env=ENV, timeout=600)
+    res = subprocess.run([*args, "--resume"], capture_output=True, text=True, env=env(), timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     assert res.stderr.count("skipped") == len(finished) + 1, res.stderr  # the rows, and the data stage
     assert {f: f.stat().st_mtime_ns for f in finished} == finished  # not redone
