@@ -15,7 +15,8 @@ import pytest
 
 
 @pytest.fixture(autouse=True)
-def scratch_folder(monkeypatch):
+def scratch_folder(tmp_path_factory, monkeypatch):
+    tmp_path_factory.getbasetemp()  # pytest's own folder first: it is made in the temporary folder at first use, and must not be made in ours
     scratch = Path(tempfile.mkdtemp(prefix="dudek-test-"))
     monkeypatch.setenv("TMPDIR", str(scratch))
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
