@@ -54,12 +54,15 @@ def site(tmp_path_factory):
     modules = [p.stem for p in (ROOT / "dudek").glob("*.py") if not p.stem.startswith("_")]
     warm = threading.Thread(target=lambda: [importlib.import_module(f"dudek.{m}") for m in modules])
     warm.start()  # what autodoc will import (torch, timm, ...): here, while the kernel runs the chapter on the other core
+    scratch = tmp_path_factory.mktemp("site-scratch")  # the kernel's temporaries (conftest's folder is per test, this fixture is not)
     with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TMPDIR", str(scratch))
         mp.setenv("DUDEK_QUIET", "1")
         mp.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")  # the kernel draws inline, as in Jupyter
         papermill.execute_notebook(NBS / f"{CHAPTER}.ipynb", run / "notebooks" / f"{CHAPTER}.ipynb", parameters={"run_dir": str(run)},
                                    kernel_name="python3", progress_bar=False, cwd=str(tmp))
     warm.join()
+    shutil.rmtree(scratch)
     team_map = json.loads((run / "metrics.json").read_text())
     fig = Figure(figsize=(3, 2)); fig.subplots().bar(["PASS", "DRIVE"], [0.61, 0.44])
     (run / "report_files").mkdir(); fig.savefig(run / "report_files" / "ap.png")
