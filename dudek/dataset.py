@@ -239,9 +239,12 @@ class ClipDataset(Dataset):
 
     def _rng(self, i: int) -> np.random.Generator: return np.random.default_rng([self.seed, self.epoch, int(i)])
 
+    def _draw(self, rng: np.random.Generator) -> tuple[int, int]:
+        return sample_clip(rng, self.n_sampled, self.clip_len, self.event_bias, self.event_video, self.event_anchor, self.event_weight)
+
     def clip(self, i: int) -> tuple[int, int]:
         "`(video, start)` of clip `i` of the current epoch."
-        return sample_clip(self._rng(i), self.n_sampled, self.clip_len, self.event_bias, self.event_video, self.event_anchor, self.event_weight)
+        return self._draw(self._rng(i))
 
     def item(self, video: int, start: int) -> dict:
         "The clip of `clip_len` sampled frames of `video` from `start`, with its targets."
@@ -255,8 +258,7 @@ class ClipDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         if not 0 <= i < self.n_clips: raise IndexError(f"clip index {i} out of range 0..{self.n_clips - 1}")
         rng = self._rng(i)  # the draw, then the augmentation, from one generator
-        video, start = sample_clip(rng, self.n_sampled, self.clip_len, self.event_bias, self.event_video, self.event_anchor, self.event_weight)
-        out = self.item(video, start)
+        out = self.item(*self._draw(rng))
         return self.augment(out, rng) if self.augment is not None else out
 
 # %% ../nbs/10_dataset.ipynb #01a85d5f
