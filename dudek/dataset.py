@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from .labels import Codec, OLD_LABELS, TEAMS
 from .files import InputError, atomic_path
 from .annotations import Game, find_games
-from .video import VideoReader, video_info, iter_frames
+from .video import GRID_FPS, VideoReader, check_rate, video_info, iter_frames
 
 # %% auto #0
 __all__ = ['OFFICIAL_TEST', 'OFFICIAL_CHALLENGE', 'split_games', 'split_folder', 'sampled_length', 'event_anchor',
@@ -87,7 +87,7 @@ def event_targets(events, n_sampled: int, stride: int, radius: int,
 class GameVideo:
     "One video of a labelled game: what the datasets cut clips from."
     path: Path  # the video file
-    n_frames: int  # frames at the video's own rate (25 fps)
+    n_frames: int  # frames of the 25 fps time grid (`VideoInfo.grid_frames`; the video's own frames at 25 fps)
     events: list  # (frame, label, team), sorted by frame
     game: int = 0  # index of the game in the list given to the dataset
     half: int = 1  # 1 for ball games; the half (1, 2) for old action games
@@ -102,14 +102,14 @@ def game_videos(game: Game, index: int = 0, include_not_shown: bool = True) -> l
     if halves: raise InputError(game.labels, "annotations", f"halves 1..{len(paths)} (one video per half), got events of half {halves[0]}")
     out = []
     for half, path in enumerate(paths, 1):
-        info = video_info(path)
+        n = video_info(path).grid_frames  # labels in ms land on the 25 fps grid whatever the video's rate
         anns = [a for a in labels.annotations if (game.kind == "ball" or a.half == half)
                 and (include_not_shown or a.visibility == "visible")]
-        late = [a for a in anns if a.frame(info.fps) >= info.n_frames]
-        if late: raise InputError(game.labels, "annotations", f"events inside the video {Path(path).name} ({info.n_frames} frames), got "
+        late = [a for a in anns if a.frame(GRID_FPS) >= n]
+        if late: raise InputError(game.labels, "annotations", f"events inside the video {Path(path).name} ({n} frames at {GRID_FPS} fps), got "
                                                             f"{late[0].label} at {late[0].position} ms and {len(late) - 1} more past its end")
-        events = sorted(((a.frame(info.fps), a.label, a.team) for a in anns), key=lambda e: e[0])
-        out.append(GameVideo(Path(path), info.n_frames, events, index, half))
+        events = sorted(((a.frame(GRID_FPS), a.label, a.team) for a in anns), key=lambda e: e[0])
+        out.append(GameVideo(Path(path), n, events, index, half))
     return out
 
 # %% ../nbs/10_dataset.ipynb #0686c2c2
@@ -127,11 +127,11 @@ def clip_indices(start: int, clip_len: int, n_sampled: int) -> np.ndarray:
 def frame_cache(path, stride: int, size: tuple[int, int], cache_dir) -> Path:
     "Decode video `path` once, every `stride` frames at `size` = (height, width), into a `.npy` under `cache_dir`."
     path = Path(path)
+    n = sampled_length(check_rate(path, stride).grid_frames, stride)  # a missing, broken or too slow video: one line
     st = path.stat()
     key = hashlib.sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{stride}|{tuple(size)}".encode()).hexdigest()[:16]
     out = Path(cache_dir) / f"{path.stem}-{key}.npy"
     if out.exists(): return out
-    n = sampled_length(video_info(path).n_frames, stride)
     with atomic_path(out) as tmp_path:
         arr = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=np.uint8, shape=(n, size[0], size[1], 3))
         for i, frame in enumerate(iter_frames(path, stride, tuple(size))): arr[i] = frame
@@ -144,6 +144,7 @@ class FrameSource:
     def __init__(self, paths, stride: int, size: tuple[int, int], cache_dir=None, max_open: int = 8, cache_mb: float = 0):
         self.paths, self.stride, self.size = [Path(p) for p in paths], int(stride), (int(size[0]), int(size[1]))
         self.max_open, self.cache_mb = max_open, cache_mb
+        for p in self.paths: check_rate(p, self.stride)  # every video readable, at a rate the grid can sample
         self.cache_files = None if cache_dir is None else [frame_cache(p, stride, self.size, cache_dir) for p in self.paths]
         self._open = OrderedDict()  # video -> VideoReader or memory map, per process
 
@@ -299,7 +300,7 @@ class InferenceClips(Dataset):
         data = getattr(cfg, "data", cfg)
         self.path, self.stride, self.clip_len = Path(video_path), data.stride, data.clip_len
         self.size = (data.frame_height, data.frame_width)
-        self.n_frames = video_info(self.path).n_frames
+        self.n_frames = check_rate(self.path, self.stride).grid_frames
         self.n_sampled = sampled_length(self.n_frames, self.stride)
         self.starts = clip_starts(self.n_sampled, self.clip_len, data.overlap)
         clip_mb = self.clip_len * self.size[0] * self.size[1] * 3 / 2**20
@@ -335,11 +336,11 @@ class VisionFrames(Dataset):
         self.games = list(games)
         for g in self.games:
             if g.video is None: raise InputError(g.path, "video", "a video (the vision stage reads frames)")
-        self.n_frames = np.array([video_info(g.video).n_frames for g in self.games], np.int64)
+        self.n_frames = np.array([check_rate(g.video, self.stride).grid_frames for g in self.games], np.int64)
         self.truth = [read_truth(g) for g in self.games]
         for g, n, truth in zip(self.games, self.n_frames, self.truth):
             for name, arr in truth.items():
-                if len(arr) != n: raise InputError(g.path, f"ground truth {name}", f"{n} rows (one per video frame), got {len(arr)}")
+                if len(arr) != n: raise InputError(g.path, f"ground truth {name}", f"{n} rows (one per frame of the 25 fps grid), got {len(arr)}")
         self.n_sampled = np.array([sampled_length(n, self.stride) for n in self.n_frames], np.int64)
         self.frames = FrameSource([g.video for g in self.games], self.stride, self.size, cache_dir)
 

@@ -18,7 +18,7 @@ from .files import InputError, atomic_path, atomic_write, check_writable, safe_j
 from .config import Config, PostConfig, set_field
 from .labels import BALL_LABELS, MERGED, Codec
 from .annotations import Game, Predictions, VIDEO_SUFFIXES, find_games, write_predictions
-from .video import iter_frames, video_info
+from .video import check_rate, iter_frames, video_info
 from .metrics import event_spots, spotting_scores
 from .postprocess import (ClipAggregator, apply_displacement, make_submission, postprocess_scores, scores_to_predictions,
                                scores_to_spots, two_head_probs)
@@ -65,7 +65,7 @@ class MatchClips(IterableDataset):
         data = getattr(cfg, "data", cfg)  # a Config or its DataConfig
         self.path, self.stride, self.clip_len = Path(video), data.stride, data.clip_len
         self.size, self.batch_size, self.cache_dir = (data.frame_height, data.frame_width), int(batch_size), cache_dir
-        self.n_sampled = sampled_length(video_info(self.path).n_frames, self.stride)
+        self.n_sampled = sampled_length(check_rate(self.path, self.stride).grid_frames, self.stride)  # the 25 fps grid, any rate
         self.starts = clip_starts(self.n_sampled, self.clip_len, data.overlap)
 
     def share(self, worker: int = 0, n_workers: int = 1) -> np.ndarray:
@@ -258,7 +258,7 @@ def infer(source, checkpoint, out, tta: str | None = None, raw=None, params=None
     post = read_params(params, cfg.post) if params is not None else cfg.post
     tta = ("flip" if post.flip_tta else "") if tta is None else tta
     for _, video, result, folder in jobs:
-        video_info(video)  # a truncated or unreadable container fails here, before any work
+        check_rate(video, cfg.data.stride)  # not a video, truncated, unreadable or too slow for the grid: here, before any work
         check_writable(result, "--out")
         if raw is not None: check_writable(safe_join(raw, folder, RAW_FILE, source="game"), "--raw")
     if zip_path is not None: check_writable(Path(zip_path), "--zip")
@@ -266,12 +266,12 @@ def infer(source, checkpoint, out, tta: str | None = None, raw=None, params=None
     for rel, video, result, folder in jobs:
         info = video_info(video)
         scores = match_scores(model, video, cfg, device, tta, batch_size, workers, progress=progress)
-        if raw is not None: save_raw(safe_join(raw, folder, RAW_FILE, source="game"), scores, cfg.data.stride, info.n_frames, rel)
+        if raw is not None: save_raw(safe_join(raw, folder, RAW_FILE, source="game"), scores, cfg.data.stride, info.grid_frames, rel)
         nms = postprocess_scores(scores, cfg.data.stride, post.nms_window, post.nms_threshold, post.nms_per_team)
         preds = scores_to_predictions(nms, cfg.data.stride, rel)
         written.append(str(write_predictions(result, preds)))
         predictions[rel] = preds
-        frames += info.n_frames
+        frames += info.grid_frames  # frames of the 25 fps grid, as the scores count them
     if zip_path is not None: written.append(str(make_submission(zip_path, predictions)))
     seconds = time.perf_counter() - t0
     return {"games": len(jobs), "predictions": sum(len(p.predictions) for p in predictions.values()), "written": written,

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_video.ipynb #d322ab3a
 from __future__ import annotations
-import os
+import math, os
 from collections import OrderedDict
 from dataclasses import dataclass
 from fractions import Fraction
@@ -18,8 +18,8 @@ import numpy as np
 from .files import InputError, atomic_path
 
 # %% auto #0
-__all__ = ['frame_code', 'read_frame_code', 'write_video', 'VideoInfo', 'video_info', 'VideoReader', 'read_frames', 'read_clip',
-           'iter_frames']
+__all__ = ['GRID_FPS', 'frame_code', 'read_frame_code', 'write_video', 'VideoInfo', 'video_info', 'check_rate', 'VideoReader',
+           'read_frames', 'read_clip', 'iter_frames']
 
 # %% ../nbs/02_video.ipynb #a72860c1
 def frame_code(index: int, height: int = 64, width: int = 112) -> np.ndarray:
@@ -73,22 +73,29 @@ def write_video(path, frames: Iterable[np.ndarray], fps: float = 25, crf: int = 
     return path
 
 # %% ../nbs/02_video.ipynb #ba09ddb5
+GRID_FPS = 25  # dudek's time grid: frame `f` of any video is the picture shown at `f / GRID_FPS` seconds
+
 @dataclass(frozen=True)
 class VideoInfo:
-    "What a video holds, counted from its packets."
-    fps: float
-    n_frames: int
+    "What a video holds, counted from its packets: its own rate and frames, its length, and its frames on the 25 fps grid."
+    fps: float  # the stream's average frame rate
+    n_frames: int  # the stream's own frames
     width: int
     height: int
-
-    @property
-    def duration(self) -> float: return self.n_frames / self.fps  # seconds
+    duration: float = 0.0  # seconds, from the first frame's start to the last frame's end
+    grid_frames: int = 0  # frames of the 25 fps grid whose centre lies inside the video (= n_frames at 25 fps)
 
 @dataclass(frozen=True)
 class _Index:
     info: VideoInfo
     pts: np.ndarray  # presentation timestamp of frame i, sorted
     key_frames: np.ndarray  # frame indices of keyframes, sorted
+    grid: np.ndarray  # the video frame shown at each time of the 25 fps grid
+
+# Demuxers that read pictures or sound, not videos (FFmpeg also calls every single-picture demuxer "<codec>_pipe")
+_PICTURE_FORMATS = {"image2", "gif", "apng", "webp", "ico", "mpjpeg", "tiff", "bmp"}
+_SOUND_FORMATS = {"mp3", "wav", "flac", "aiff", "w64", "aac", "ac3", "amr"}
+_ATTACHED_PIC = int(getattr(getattr(av.stream, "Disposition", None), "attached_pic", 0))  # a cover picture in a sound file
 
 def _open(path):
     "An open PyAV container of `path` and its video stream, or a one-line `InputError`."
@@ -97,14 +104,19 @@ def _open(path):
     try: container = av.open(str(path))
     except (av.error.FFmpegError, OSError, ValueError) as e:
         raise InputError(path, "video", f"a readable video file ({type(e).__name__}: {e})") from None
-    if not container.streams.video:
+    names = set(container.format.name.split(","))
+    streams = [s for s in container.streams.video if not int(s.disposition or 0) & _ATTACHED_PIC]
+    if not streams or names & (_PICTURE_FORMATS | _SOUND_FORMATS) or any(n.endswith("_pipe") for n in names):
+        got = "a picture" if names & _PICTURE_FORMATS or any(n.endswith("_pipe") for n in names) else \
+              "only sound" if names & _SOUND_FORMATS or container.streams.audio else "no video stream"
         container.close()
-        raise InputError(path, "video", "a file with a video stream")
-    return container, container.streams.video[0]
+        raise InputError(path, "video", f"a file with a video stream, got {got} ({container.format.name})")
+    return container, streams[0]
 
 def _build_index(path) -> _Index:
     container, stream = _open(path)
-    pts, key_pts = [], []
+    stream.codec_context.thread_count = 1
+    pts, key_pts, decodable = [], [], False
     try:
         for p in container.demux(stream):
             if p.size == 0 or getattr(p, "is_discard", False): continue  # flush packets, discarded leading frames
@@ -112,19 +124,32 @@ def _build_index(path) -> _Index:
             if t is None: raise InputError(path, "video", "packets with timestamps")
             pts.append(t)
             if p.is_keyframe: key_pts.append(t)
+            if not decodable:  # decode until the first picture comes out: packets alone prove nothing
+                try: decodable = len(stream.codec_context.decode(p)) > 0
+                except av.error.FFmpegError: pass
+        if pts and not decodable:
+            try: decodable = len(stream.codec_context.decode(None)) > 0  # the decoder's delayed pictures
+            except av.error.FFmpegError: pass
         rate, time_base = stream.average_rate or stream.guessed_rate, stream.time_base
         w, h = stream.codec_context.width, stream.codec_context.height
     except av.error.FFmpegError as e:
         raise InputError(path, "video", f"a readable video file ({type(e).__name__}: {e})") from None
     finally: container.close()
     if not pts: raise InputError(path, "video", "at least one video frame")
+    if not decodable: raise InputError(path, "video", f"at least one decodable video frame (none of its {len(pts)} packets decodes)")
     pts = np.array(pts, np.int64)
     order = np.argsort(pts, kind="stable")
     pts = pts[order]
     if not rate and len(pts) > 1 and pts[-1] > pts[0]: rate = Fraction(len(pts) - 1) / (int(pts[-1] - pts[0]) * time_base)
+    if not rate or not 0 < rate < 10_000: raise InputError(path, "fps", f"a known frame rate (the stream states none{', and it has one frame' if len(pts) == 1 else ''})")
     key_frames = np.unique(np.searchsorted(pts, np.array(key_pts, np.int64)))
     if len(key_frames) == 0 or key_frames[0] != 0: key_frames = np.concatenate([[0], key_frames])  # start of stream
-    return _Index(VideoInfo(float(rate or 25), len(pts), w, h), pts, key_frames)
+    duration = Fraction(int(pts[-1] - pts[0])) * time_base + 1 / Fraction(rate)  # the last frame lasts one frame period
+    grid_frames = max(1, math.ceil(duration * GRID_FPS - Fraction(1, 2)))  # grid frames whose centre is inside
+    # grid frame f shows the last frame that starts by f / 25 s (+ 1 ms for timestamps rounded to ms), counted in exact ticks
+    ticks = (np.arange(grid_frames, dtype=np.int64) * (1000 // GRID_FPS) + 1) * time_base.denominator // (1000 * time_base.numerator)
+    grid = np.maximum(np.searchsorted(pts - pts[0], ticks, side="right") - 1, 0)
+    return _Index(VideoInfo(float(rate), len(pts), w, h, float(duration), grid_frames), pts, key_frames, grid)
 
 _INDEX_CACHE: OrderedDict = OrderedDict()
 
@@ -141,8 +166,16 @@ def _index(path) -> _Index:
     return _INDEX_CACHE[key]
 
 def video_info(path) -> VideoInfo:
-    "fps, exact frame count, width and height of the video at `path`."
+    "fps, exact frame count, width, height, duration and 25 fps grid length of the video at `path` (anything else: `InputError`)."
     return _index(path).info
+
+def check_rate(path, stride: int) -> VideoInfo:
+    "`video_info(path)`, refusing a frame rate below one picture per sampled frame (`GRID_FPS / stride` per second)."
+    info = video_info(path)
+    if info.fps < GRID_FPS / int(stride) * (1 - 1e-3):
+        raise InputError(path, "fps", f"at least {GRID_FPS / int(stride):g} frames per second (one picture per sampled frame, "
+                                      f"every {int(stride) * 1000 // GRID_FPS} ms), got {info.fps:.4g}")
+    return info
 
 # %% ../nbs/02_video.ipynb #1c5c1883
 # PyAV >= 17 scales with a thread pool by default: on small frames it costs more than it saves
@@ -151,7 +184,7 @@ _SCALER = {"threads": 1} if int(av.__version__.split(".")[0]) >= 17 else {}
 _FORKED_LEFTOVERS = []  # decoders a forked process inherited: kept, never freed (their threads live in the parent)
 
 class VideoReader:
-    "Exact frames and clips from one video; reuses its decoder across consecutive reads."
+    "Frames and clips of one video on the 25 fps time grid (frame `f`: the picture shown at `f / 25` s); reuses its decoder across reads."
     seek_margin = 24  # decode forward rather than seek when the keyframe before the target is this close
 
     def __init__(self, path, threads: int = 1, cache_mb: float = 64, interpolation: str = "AREA"):
@@ -224,7 +257,7 @@ class VideoReader:
             self._seek(key)
 
     def _frame(self, i: int, size, cache: bool = True) -> np.ndarray:
-        "Frame `i` as uint8 (H, W, 3) RGB, resized to `size` = (height, width) if given."
+        "Video frame `i` (the stream's own numbering) as uint8 (H, W, 3) RGB, resized to `size` = (height, width) if given."
         k = (i, size)
         if k in self._cache:
             self._cache.move_to_end(k)
@@ -242,36 +275,40 @@ class VideoReader:
 
     # --- public reads
     def read_frames(self, indices, size: tuple[int, int] | None = None) -> np.ndarray:
-        "Frames `indices` (any order, repeats allowed) as uint8 (N, H, W, 3); `size` = (height, width)."
+        "Grid frames `indices` (any order, repeats allowed) as uint8 (N, H, W, 3); `size` = (height, width)."
         self._ensure_open()
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-        n = self._index.info.n_frames
+        n = self._index.info.grid_frames
         if len(idx) and (idx.min() < 0 or idx.max() >= n):
             raise IndexError(f"{self.path}: frame indices must be in [0, {n}), got {idx.min()}..{idx.max()}")
         size = None if size is None else (int(size[0]), int(size[1]))
         h, w = size or (self._index.info.height, self._index.info.width)
         out = np.empty((len(idx), h, w, 3), np.uint8)
-        for i in np.unique(idx):  # ascending: one forward pass
-            out[idx == i] = self._frame(int(i), size)
+        shown = self._index.grid[idx]  # the video frame shown at each grid time (the same frame at 25 fps)
+        for j in np.unique(shown):  # ascending: one forward pass
+            out[shown == j] = self._frame(int(j), size)
         return out
 
     def clip_indices(self, start: int, length: int, stride: int = 1) -> np.ndarray:
-        "The frame indices of a clip: `start + stride * k`, clamped to the video (edge frames repeat)."
-        return np.clip(start + stride * np.arange(length), 0, self.info.n_frames - 1)
+        "The grid frames of a clip: `start + stride * k`, clamped to the video (edge frames repeat)."
+        return np.clip(start + stride * np.arange(length), 0, self.info.grid_frames - 1)
 
     def read_clip(self, start: int, length: int, stride: int = 1, size: tuple[int, int] | None = None) -> np.ndarray:
         "`length` frames from `start`, every `stride`-th, as uint8 (length, H, W, 3); past the end the last frame repeats."
         return self.read_frames(self.clip_indices(start, length, stride), size)
 
     def iter_frames(self, stride: int = 1, size: tuple[int, int] | None = None, start: int = 0) -> Iterator[np.ndarray]:
-        "Frames `start, start + stride, ...` to the end, one uint8 (H, W, 3) array at a time."
+        "Grid frames `start, start + stride, ...` to the end, one uint8 (H, W, 3) array at a time."
         self._ensure_open()
-        for i in range(start, self._index.info.n_frames, stride):
-            yield self._frame(i, None if size is None else tuple(size), cache=False)
+        size, grid, last = None if size is None else tuple(size), self._index.grid, (-1, None)
+        for f in range(start, len(grid), stride):
+            j = int(grid[f])  # a slow video shows one picture at several grid times: decoded once
+            if j != last[0]: last = (j, self._frame(j, size, cache=False))
+            yield last[1]
 
 # %% ../nbs/02_video.ipynb #afa8e2ab
 def read_frames(path, indices, size: tuple[int, int] | None = None) -> np.ndarray:
-    "Exact frames `indices` of the video at `path` as uint8 (N, H, W, 3); `size` = (height, width)."
+    "Exact grid frames `indices` (times `indices / 25` s) of the video at `path` as uint8 (N, H, W, 3); `size` = (height, width)."
     with VideoReader(path) as r: return r.read_frames(indices, size)
 
 def read_clip(path, start: int, length: int, stride: int = 1, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -281,7 +318,7 @@ def read_clip(path, start: int, length: int, stride: int = 1, size: tuple[int, i
 # %% ../nbs/02_video.ipynb #913d2964
 def iter_frames(path, stride: int = 1, size: tuple[int, int] | None = None, chunk: int | None = None,
                 start: int = 0, threads: int = 0) -> Iterator[np.ndarray]:
-    "Frames `start, start + stride, ...` of `path`: uint8 (H, W, 3) each, or (<= chunk, H, W, 3) stacks if `chunk`."
+    "Grid frames `start, start + stride, ...` of `path`: uint8 (H, W, 3) each, or (<= chunk, H, W, 3) stacks if `chunk`."
     with VideoReader(path, threads=threads, cache_mb=0) as r:
         frames = r.iter_frames(stride, size, start)
         if chunk is None:
