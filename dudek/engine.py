@@ -74,6 +74,10 @@ class Event:
     old: str | None  # one of OLD_LABELS, or None
     team: int | None  # 0 home, 1 away, None for "not applicable"
     actor: int = -1  # the figure that acts (-1: the ball is what matters)
+    old_team: int | None | str = "same"  # the old label's team where it differs ("Ball out of play": None); "same": `team`
+
+    def __post_init__(self):
+        if self.old_team == "same": self.old_team = self.team
 
 @dataclass
 class Half:
@@ -185,7 +189,7 @@ class MatchEngine:
         "Record an event (ignored past the half's end); `old_team` is the old label's team when it differs."
         if frame >= self.n: return
         ot = team if old_team == "same" else old_team
-        self.events.append(Event(int(frame), label, old, ot if label is None else team, actor))
+        self.events.append(Event(int(frame), label, old, ot if label is None else team, actor, ot))
         if label is not None: self.quota.count(label, self.side(team))
 
     def put(self, path, state, owner=-1, touch=None):

@@ -4,8 +4,9 @@
 
 # %% ../nbs/04_synthetic.ipynb #0fddfea3
 from __future__ import annotations
-import math, multiprocessing as mp, os, tempfile, zlib
+import ctypes, math, multiprocessing as mp, os, signal, tempfile, threading, time, zlib
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -24,8 +25,8 @@ from .engine import (FPS, HALF_LENGTH, HALF_WIDTH, GOAL_HALF_WIDTH, GOAL_HEIGHT,
 
 # %% auto #0
 __all__ = ['FIGURE_HEIGHT', 'UPRIGHT_POWER', 'LEAGUES', 'PARTS', 'REPLAY_ZOOM', 'CLOSE_UP_ZOOM', 'ZOOM_FRAMES', 'SKINS', 'HAIR',
-           'PROPS', 'OUTLINE', 'REPLAY_TAG', 'TOUCH_DV', 'TOUCH_REACH', 'CLUBS', 'KINDS', 'Camera', 'Look', 'League',
-           'sample_look', 'render_panorama', 'figure_mask', 'camera_pan', 'broadcast_edit', 'figure_colours',
+           'PROPS', 'OUTLINE', 'REPLAY_TAG', 'TOUCH_DV', 'TOUCH_REACH', 'CLUBS', 'KINDS', 'MAX_GAME', 'Camera', 'Look',
+           'League', 'sample_look', 'render_panorama', 'figure_mask', 'camera_pan', 'broadcast_edit', 'figure_colours',
            'Projection', 'project_half', 'Renderer', 'half_truth', 'GameSpec', 'SyntheticGame', 'game_seed',
            'half_frames', 'simulate_game', 'game_labels', 'video_names', 'write_game', 'check_options', 'synthesize']
 
@@ -624,7 +625,7 @@ def game_labels(game: SyntheticGame, projections: Sequence[Projection]) -> BallL
         for e in half.events:
             if e.old is None: continue
             pos = frame_to_position(e.frame)
-            team = OLD_TEAMS[2] if e.team is None else OLD_TEAMS[e.team]
+            team = OLD_TEAMS[2] if e.old_team is None else OLD_TEAMS[e.old_team]  # the old label's own team ("Ball out of play": none)
             anns.append(Annotation(format_game_time(half.half, pos / 1000), e.old, pos, team,
                                    "visible" if _visible(proj, game.camera, half, e) else "not shown"))
     return ActionLabels(url, anns)
@@ -662,6 +663,27 @@ def _check_writable(out: Path):
     try: tempfile.TemporaryDirectory(dir=p, prefix=".dudek-probe-").cleanup()
     except OSError as e: raise InputError(out, "output folder", f"a folder this user can write to ({e.strerror or e})") from None
 
+MAX_GAME = 900_000  # the highest game number: its date (3 days per game from 2025-08-02) stays in a 4-digit year
+
+def _check_name_lengths(out: Path):
+    "Refuse an `out` whose names the file system cannot hold, with room for the games' own folders and temporaries below it."
+    p = Path(os.path.abspath(out))
+    base = next((q for q in [p, *p.parents] if len(os.fsencode(q.name)) <= 255 and _exists(q)), Path(p.anchor))
+    name_max, path_max = _pathconf(base, "PC_NAME_MAX", 255), _pathconf(base, "PC_PATH_MAX", 4096)
+    for part in p.parts:
+        if len(os.fsencode(part)) > name_max:
+            raise InputError(out, "output folder", f"folder names of at most {name_max} bytes here, got one of {len(os.fsencode(part))}")
+    if len(os.fsencode(str(p))) > path_max - 512:
+        raise InputError(out, "output folder", f"a path of at most {path_max - 512} bytes (the games' folders go below it), got {len(os.fsencode(str(p)))}")
+
+def _exists(p: Path) -> bool:
+    try: return p.exists()
+    except OSError: return False
+
+def _pathconf(p: Path, name: str, default: int) -> int:
+    try: return os.pathconf(p, name) or default
+    except (AttributeError, OSError, ValueError): return default
+
 def check_options(out, n_games, minutes, seed, kind, league, min_events_per_class, rare_boost, size, workers, variability, first_game=0,
                   replays=0.3):
     "Raise a one-line `InputError` for the first bad option of `synthesize`."
@@ -669,8 +691,9 @@ def check_options(out, n_games, minutes, seed, kind, league, min_events_per_clas
     isint = lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool)
     if not isint(n_games) or not 1 <= n_games <= 10_000: bad("n_games (--games)", f"a whole number in [1, 10000], got {n_games!r}")
     if not isinstance(minutes, (int, float)) or not (2 / 60 <= minutes <= 200): bad("minutes (--minutes)", f"a number of minutes in [0.034, 200], got {minutes!r}")
-    if not isint(seed) or seed < 0: bad("seed (--seed)", f"a whole number >= 0, got {seed!r}")
-    if not isint(first_game) or first_game < 0: bad("first_game (--first-game)", f"a whole number >= 0, got {first_game!r}")
+    if not isint(seed) or not 0 <= seed < 2**63: bad("seed (--seed)", f"a whole number in [0, 2**63), got {seed!r}")
+    if not isint(first_game) or not 0 <= first_game <= MAX_GAME - (n_games - 1):  # game dates stay in 4-digit years
+        bad("first_game (--first-game)", f"a whole number in [0, {MAX_GAME - (n_games - 1)}] ({n_games} games numbered up to {MAX_GAME}), got {first_game!r}")
     if kind not in KINDS: bad("kind (--kind)", f"one of {', '.join(KINDS)}, got {kind!r}")
     if league not in LEAGUES: bad("league (--league)", f"one of {', '.join(LEAGUES)}, got {league!r}")
     if not isint(min_events_per_class) or not 0 <= min_events_per_class <= 100:
@@ -683,11 +706,33 @@ def check_options(out, n_games, minutes, seed, kind, league, min_events_per_clas
     if not num(variability, 0, 5): bad("variability (--variability)", f"a number in [0, 5], got {variability!r}")
     if not num(replays, 0, 1): bad("replays (--replays)", f"a chance in [0, 1], got {replays!r}")
     out = Path(out)
+    _check_name_lengths(out)
     if out.exists() and not out.is_dir(): raise InputError(out, "output folder", "a folder (this is a file)")
     _check_writable(out)
 
+def _die_with_parent(parent: int):
+    "Pool initializer: this worker ends when `parent` does, even killed (SIGKILL); Ctrl-C is the parent's to handle."
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try: ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG (Linux): the kernel kills us when the parent goes
+    except (AttributeError, OSError): pass  # not Linux
+    def watch():  # the portable fallback (and the case of a parent gone before prctl ran)
+        while os.getppid() == parent: time.sleep(0.5)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
+
+@contextmanager
 def _pool(workers: int, n: int):
-    return ProcessPoolExecutor(max_workers=min(workers, n), mp_context=mp.get_context("fork" if os.name == "posix" else "spawn"))
+    "A pool of `min(workers, n)` processes whose workers die with this process; stopped (workers killed) on any exception."
+    pool = ProcessPoolExecutor(max_workers=min(workers, n), mp_context=mp.get_context("fork" if os.name == "posix" else "spawn"),
+                               initializer=_die_with_parent, initargs=(os.getpid(),))
+    try: yield pool
+    except BaseException:  # Ctrl-C, a failed game: waiting for the others' renders would only delay the error
+        procs = list((pool._processes or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for p in procs: p.kill()
+        for p in procs: p.join()
+        raise
+    pool.shutdown()
 
 def _write_one(args): return write_game(*args)
 
@@ -707,4 +752,8 @@ def synthesize(out, n_games: int = 2, minutes: float = 2.0, seed: int = 0, kind:
             with _pool(workers, n_games) as pool: games = list(pool.map(simulate_game, specs))
     except ValueError as e: raise InputError("synthesize", "min_events_per_class (--min-events)", str(e)) from None
     if workers == 1 or n_games == 1: return [write_game(g, out) for g in games]
-    with _pool(workers, n_games) as pool: return list(pool.map(_write_one, [(g, out) for g in games]))
+    try:
+        with _pool(workers, n_games) as pool: return list(pool.map(_write_one, [(g, out) for g in games]))
+    except BaseException:
+        remove_stale_temps(out)  # the killed workers' half-written games: finished games stay, whole
+        raise

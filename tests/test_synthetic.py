@@ -3,7 +3,7 @@
 Every test here reads real games written to disk (small ones: a few hundred frames at 224 px, or two
 2-minute games at 64 px made through `dudek synth`). The module-scoped fixtures make each set once.
 """
-import hashlib, json, os, subprocess, sys, time, warnings
+import hashlib, json, os, signal, subprocess, sys, time, warnings
 from collections import Counter
 from pathlib import Path
 
@@ -15,7 +15,8 @@ from dudek.annotations import (ActionLabels, BallLabels, Prediction, Predictions
 from dudek.labels import BALL_LABELS, OLD_LABELS, OLD_TEAMS, TEAMS
 from dudek.annotations import read_truth
 from dudek.engine import BALL_DEAD, CLOSE_UP_AFTER, FPS, RESTARTS, simulate_half
-from dudek.synthetic import CLOSE_UP_ZOOM, Camera, GameSpec, Renderer, project_half, simulate_game, synthesize
+from dudek.files import InputError
+from dudek.synthetic import CLOSE_UP_ZOOM, MAX_GAME, Camera, GameSpec, Renderer, project_half, simulate_game, synthesize
 from dudek.video import read_frames, video_info, write_video
 
 MINUTES = 0.4  # the 224p games: 600 frames each
@@ -465,22 +466,39 @@ def unwritable_folder(tmp_path):
 
 @pytest.mark.parametrize("case", ["--games -1", "--minutes -2", "--min-events -1", "--kind video", "--height 63",
                                   "--rare-boost inf", "--variability nan", "--variability inf", "--replays 2", "--height 100000",
-                                  "--games 100000000", "--minutes nan", "out is a file", "out under a file", "unwritable"])
+                                  "--games 100000000", "--minutes nan", "out is a file", "out under a file", "unwritable",
+                                  # absurd sizes: refused before any work (they used to overflow deep in the engine, or be accepted)
+                                  f"--games {10**30}", "--minutes 1e308", f"--height {10**9}", f"--seed {2**70}", f"--first-game {10**30}",
+                                  "--first-game 900000 --games 2", f"--workers {10**6}", "out name too long", "out path too long"])
 def test_bad_options_one_line_and_nothing_written(case, tmp_path):
     out, args = tmp_path / "games", case.split() if case.startswith("--") else []
+    if case == "out name too long": out = tmp_path / ("x" * 300) / "games"  # more than any file system's 255 bytes a name
+    if case == "out path too long": out = tmp_path.joinpath(*["y" * 200] * 20)  # 4000 bytes: no room below for the games
     if case == "out is a file": out.write_text("not a folder")
     if case == "out under a file": (tmp_path / "file").write_text(""); out = tmp_path / "file" / "games"
     if case == "unwritable":
         out = unwritable_folder(tmp_path)
         if out is None: pytest.skip("no folder here that this user cannot write to")
     before = sorted(tmp_path.rglob("*"))
-    res = dudek_cli("synth", out, "--games", 1, "--minutes", 0.1, *args, timeout=120)
+    res = dudek_cli("synth", out, *(["--games", 1] if "--games" not in args else []), "--minutes", 0.1, *args, timeout=120)
     assert res.returncode == 2, (res.returncode, res.stderr)
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in res.stderr, res.stderr
     if case.startswith("--"): assert case.split()[0] in lines[0], lines[0]  # the option at fault is the one named
     assert res.stdout == ""
     assert sorted(tmp_path.rglob("*")) == before  # nothing created
+
+
+@pytest.mark.parametrize("field, kw", [("n_games", dict(n_games=10**30)), ("minutes", dict(minutes=1e308)), ("minutes", dict(minutes=float("nan"))),
+                                       ("size", dict(size=(10**9, 10**9))), ("seed", dict(seed=2**70)), ("first_game", dict(first_game=10**30)),
+                                       ("first_game", dict(first_game=MAX_GAME, n_games=2)), ("workers", dict(workers=10**6)),
+                                       ("replays", dict(replays=2.0)), ("output folder", dict(out="x" * 300))])
+def test_absurd_numbers_refused_by_synthesize(field, kw, tmp_path):
+    "The Python API checks as the command line does: one `InputError` naming the field, before any work, nothing written."
+    out = tmp_path / kw.pop("out", "games")
+    with pytest.raises(InputError) as e: synthesize(out, **{"minutes": 0.1, "n_games": 1, **kw})
+    assert field in e.value.field and "\n" not in str(e.value)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_same_frames_same_video_bytes(tmp_path):
@@ -508,3 +526,66 @@ def test_killed_resynthesis_leaves_every_game_whole(tmp_path):
     assert dudek_cli("synth", out, "--games", 1, "--minutes", 0.2, "--height", 64, "--workers", 1).returncode == 0
     assert not list(out.rglob(".*.tmp"))
     assert {g.rel: files_of(g.path) for g in find_games(out)} == before  # the same game rewritten, and nothing left over
+
+
+def children_of(pid: int) -> list[int]:
+    "The child processes of `pid` (Linux's /proc)."
+    try: return [int(c) for t in Path(f"/proc/{pid}/task").iterdir() for c in (t / "children").read_text().split()]
+    except FileNotFoundError: return []
+
+
+def alive(pid: int) -> bool:
+    "Is `pid` running (a zombie, dead but not yet reaped by whoever adopted it, is not)?"
+    try: return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError: return False
+
+
+def start_synth(out: Path, *args):
+    "A `dudek synth` of two 2-minute games by two workers, in its own process group (as a terminal's job)."
+    if not Path("/proc/self/task").is_dir(): pytest.skip("needs Linux's /proc to see the worker processes")
+    proc = subprocess.Popen([sys.executable, "-m", "dudek", "synth", str(out), "--games", "2", "--minutes", "2", "--height", "64",
+                             "--workers", "2", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return proc
+
+
+def wait_for(cond, timeout=60.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if (v := cond()): return v
+        time.sleep(0.02)
+    return None
+
+
+def test_killed_synth_takes_its_workers_along(tmp_path):
+    "SIGKILL to `dudek synth` (nothing of it can clean up): its pool's workers must not go on rendering forever."
+    proc = start_synth(tmp_path / "games")
+    workers = wait_for(lambda: (kids := children_of(proc.pid)) and len(kids) >= 2 and kids)
+    assert workers and proc.poll() is None, "the workers never started"
+    proc.kill(); proc.wait()
+    assert wait_for(lambda: not any(alive(w) for w in workers), timeout=10), [w for w in workers if alive(w)]
+
+
+def test_ctrl_c_synth_exits_130_and_leaves_games_whole(tmp_path):
+    "Ctrl-C (SIGINT to the whole process group) while the workers write: exit 130, no traceback, workers gone, no half game."
+    out = tmp_path / "games"
+    proc = start_synth(out)
+    writing = wait_for(lambda: len(children_of(proc.pid)) >= 2 and [p for p in out.rglob(".*.tmp") if p.is_dir()] and children_of(proc.pid))
+    assert writing and proc.poll() is None, "the kill came too late to test anything"
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, (proc.returncode, err[-3000:])
+    assert "Traceback" not in err and len(err.strip().splitlines()) <= 1, err[-3000:]  # the one line is the CLI's
+    assert not any(alive(w) for w in writing)
+    assert not list(out.rglob(".*.tmp"))  # no half-written game left behind
+    for game in find_games(out): read_strictly(game)  # the games that are there are whole
+
+
+def test_old_label_games_keep_teamless_labels(tmp_path):
+    "As in SoccerNet v2's Labels-v2.json, the ball going out of play belongs to no team: `not applicable`, not home or away."
+    res = dudek_cli("synth", tmp_path, "--kind", "actions", "--games", 1, "--minutes", 3, "--height", 64, "--workers", 1)
+    assert res.returncode == 0, res.stderr
+    (game,) = find_games(tmp_path)
+    labels = json.loads(game.labels.read_text())["annotations"]
+    teams = {(a["label"], a["team"]) for a in labels}
+    assert {t for label, t in teams if label == "Ball out of play"} == {"not applicable"}, teams
+    assert {t for label, t in teams if label != "Ball out of play"} == {"home", "away"}, teams
