@@ -4,7 +4,8 @@
 
 # %% ../nbs/14_report.ipynb #2f5fb4d3
 from __future__ import annotations
-import importlib, json, os, sys, tempfile, time
+import importlib, json, logging, os, signal, sys, tempfile, time, warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -20,10 +21,10 @@ from .dataset import split_games
 from .infer import plot_timeline
 
 # %% auto #0
-__all__ = ['SIZES', 'BUDGET_S', 'ABLATION_SIZES', 'LESSONS', 'STAGE_SCRATCH', 'STATE', 'TEAM_OUTCOMES', 'SPLITS', 'BALL_TASK',
-           'Stage', 'course_notebooks', 'run_sizes', 'ablation_sizes', 'link_games', 'split_views', 'plan',
-           'StageError', 'run_stage', 'read_state', 'same_request', 'start_run', 'reproduce', 'test_scores',
-           'run_metrics', 'headline', 'plot_label_bars', 'team_errors', 'plot_team_errors', 'plot_pr',
+__all__ = ['SIZES', 'BUDGET_S', 'ABLATION_SIZES', 'LESSONS', 'STAGE_SCRATCH', 'KERNEL_LOGS', 'CHATTY', 'STATE', 'TEAM_OUTCOMES',
+           'SPLITS', 'BALL_TASK', 'Stage', 'course_notebooks', 'run_sizes', 'ablation_sizes', 'link_games',
+           'split_views', 'plan', 'StageError', 'run_stage', 'read_state', 'same_request', 'start_run', 'reproduce',
+           'test_scores', 'run_metrics', 'headline', 'plot_label_bars', 'team_errors', 'plot_team_errors', 'plot_pr',
            'report_markdown', 'markdown_html', 'write_report', 'unpack', 'download']
 
 # %% ../nbs/14_report.ipynb #5f3469f7
@@ -195,22 +196,67 @@ STAGE_SCRATCH = "dudek"  # a stage kernel's temporary folder: `<temp>/.dudek.pid
 class StageError(Exception):
     "A stage's notebook failed: the one line says which notebook, which cell and what error."
 
+KERNEL_LOGS = "logs"  # the run's folder of the kernels' own output: `<run>/logs/<stage notebook>.log`
+CHATTY = ("papermill", "nbclient", "jupyter_client", "traitlets", "asyncio")  # loggers silenced by --quiet
+
+def _kernel_manager(log, groups: list):
+    "A kernel manager class whose kernels write their own stdout and stderr (log lines, C-level output) into the open file `log`; their process groups go into `groups`."
+    from jupyter_client.manager import AsyncKernelManager
+    class StageKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw):
+            await super().start_kernel(**{"stdout": log, "stderr": log, **kw})
+            if getattr(self.provisioner, "pgid", None): groups.append(self.provisioner.pgid)
+    return StageKernelManager
+
+def _kill_groups(groups):
+    "Kill the kernels' process groups (the kernel and whatever it started) and wait until their leaders are gone."
+    for g in groups:
+        try: os.killpg(g, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError): pass
+    for g in groups:
+        try: os.waitpid(g, 0)  # the kernel is our child: reap it
+        except ChildProcessError: pass
+
+@contextmanager
+def _hushed(quiet: bool):
+    "With `quiet`, this process's papermill, nbclient and jupyter loggers and its warnings say nothing."
+    if not quiet: yield; return
+    levels = {n: logging.getLogger(n).level for n in CHATTY}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for n in CHATTY: logging.getLogger(n).setLevel(logging.CRITICAL + 1)
+            yield
+    finally:
+        for n, level in levels.items(): logging.getLogger(n).setLevel(level)
+
 def run_stage(stage: Stage, run, nbs=None, progress: bool = True, prepare_only: bool = False) -> float:
     "Execute `stage` with papermill into `run/notebooks/`; its seconds. Raises `StageError` naming the notebook and the cell."
     import papermill as pm
+    from nbclient.exceptions import DeadKernelError
     nbs, out = course_notebooks(nbs), Path(run) / "notebooks" / stage.output
+    log = Path(run) / KERNEL_LOGS / f"{Path(stage.output).stem}.log"
     out.parent.mkdir(parents=True, exist_ok=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
     backend, tmpdir, t0 = os.environ.pop("MPLBACKEND", None), os.environ.get("TMPDIR"), time.perf_counter()
     try:
-        with scratch_dir(Path(tempfile.gettempdir()) / STAGE_SCRATCH) as scratch:  # `tempfile` reads TMPDIR once, here
-            os.environ["TMPDIR"] = str(scratch)
-            pm.execute_notebook(nbs / f"{stage.notebook}.ipynb", out, parameters=stage.params, cwd=str(nbs), kernel_name="python3",
-                                language="python", progress_bar=progress and not prepare_only and not stage.stream, prepare_only=prepare_only,
-                                request_save_on_cell_execute=True, stderr_file=sys.stderr if stage.stream else None)
+        with scratch_dir(Path(tempfile.gettempdir()) / STAGE_SCRATCH) as scratch, open(log, "wb") as klog, _hushed(not progress):
+            os.environ["TMPDIR"] = str(scratch)  # `tempfile` read TMPDIR once, above
+            groups = []
+            try:
+                pm.execute_notebook(nbs / f"{stage.notebook}.ipynb", out, parameters=stage.params, cwd=str(nbs), kernel_name="python3",
+                                    language="python", progress_bar=progress and not prepare_only and not stage.stream, prepare_only=prepare_only,
+                                    request_save_on_cell_execute=True, stderr_file=sys.stderr if stage.stream else None,
+                                    kernel_manager_class=_kernel_manager(klog, groups))
+            except KeyboardInterrupt:  # Ctrl-C: the kernel (in a session of its own, it did not get the signal) goes now, with its children
+                _kill_groups(groups)
+                raise
     except pm.PapermillExecutionError as e:
         first = next((ln for ln in e.source.splitlines() if ln.strip() and not ln.startswith("#|")), "").strip()
         raise StageError(f"stage {stage.name}: {out.name}, cell {e.cell_index} ({first[:60]}): {e.ename}: {' '.join(e.evalue.split())} "
                          f"(the executed notebook is kept: {out})") from None
+    except DeadKernelError:
+        raise StageError(f"stage {stage.name}: {out.name}: its kernel died (killed, or out of memory; its last words: {log})") from None
     finally:
         if backend is not None: os.environ["MPLBACKEND"] = backend
         if tmpdir is None: os.environ.pop("TMPDIR", None)

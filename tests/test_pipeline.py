@@ -151,3 +151,52 @@ def test_bad_requests_are_one_line(tmp_path, bad, expected):
     res = dudek("reproduce", "--out", tmp_path / "run", "--no-site", *bad)
     assert res.returncode == 2 and res.stderr.startswith("error:") and res.stderr.strip().count("\n") == 0 and expected in res.stderr, res.stderr
     assert not (tmp_path / "run").exists()
+
+
+def descendants(pid: int) -> list[int]:
+    "Every process below `pid` (Linux's /proc)."
+    found = []
+    for t in Path(f"/proc/{pid}/task").iterdir():
+        try: kids = [int(c) for c in (t / "children").read_text().split()]
+        except FileNotFoundError: continue
+        for c in kids: found += [c, *descendants(c)]
+    return found
+
+
+def alive(pid: int) -> bool:
+    "Is `pid` running (a zombie is not)?"
+    try: return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError: return False
+
+
+STAGE_LINE = r"\[\d+/\d+\] \S+ \(\S+\.ipynb\): .*|\d+ stages in \d+ s"
+
+
+def test_ctrl_c_stops_the_run_in_one_line_and_resume_goes_on(tmp_path):
+    "Ctrl-C as a terminal sends it (SIGINT to the process group) during a stage: one line, exit 130, the kernel gone; --resume continues."
+    import re
+    if not Path("/proc/self/task").is_dir(): pytest.skip("needs Linux's /proc to see the kernel")
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "dudek", "reproduce", "--out", str(out), "--stages", "00_labels,00a_files,01_annotations,03_config",
+            "--no-site", "--quiet"]
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(), start_new_session=True)
+    state = out / "pipeline.json"
+    deadline, kernels = time.time() + 300, []
+    while time.time() < deadline and p.poll() is None:
+        if state.is_file() and len(json.loads(state.read_text())["stages"]) >= 1 and (kernels := descendants(p.pid)): break
+        time.sleep(0.1)
+    assert p.poll() is None and kernels, "the run ended before it could be interrupted"
+    os.killpg(p.pid, signal.SIGINT)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 130, (p.returncode, err[-3000:])
+    lines = err.strip().splitlines()
+    assert lines[-1] == "error: interrupted" and all(re.fullmatch(STAGE_LINE, ln) for ln in lines[:-1]), err[-3000:]  # no kernel chatter
+    assert not [k for k in kernels if alive(k)], "the kernel outlived the run"
+    finished = set(json.loads(state.read_text())["stages"])
+    assert 1 <= len(finished) < 4, finished
+    res = subprocess.run([*args, "--resume"], capture_output=True, text=True, env=env(), timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stderr.count("finished earlier") == len(finished), res.stderr
+    assert all(re.fullmatch(STAGE_LINE, ln) for ln in res.stderr.strip().splitlines()), res.stderr[-3000:]  # --quiet: the stage lines only
+    assert set(json.loads(state.read_text())["stages"]) == {"00_labels", "00a_files", "01_annotations", "03_config"}
+    assert "[IPKernelApp]" in (out / "logs" / "00_labels.log").read_text()  # the kernel's own lines went to its log
