@@ -200,3 +200,36 @@ def test_ctrl_c_stops_the_run_in_one_line_and_resume_goes_on(tmp_path):
     assert all(re.fullmatch(STAGE_LINE, ln) for ln in res.stderr.strip().splitlines()), res.stderr[-3000:]  # --quiet: the stage lines only
     assert set(json.loads(state.read_text())["stages"]) == {"00_labels", "00a_files", "01_annotations", "03_config"}
     assert "[IPKernelApp]" in (out / "logs" / "00_labels.log").read_text()  # the kernel's own lines went to its log
+
+
+@pytest.mark.parametrize("task", ["ball", "actions"])
+def test_download_without_network_is_one_line_and_leaves_nothing(task, tmp_path):
+    import socket
+    try: socket.create_connection(("huggingface.co", 443), timeout=5).close(); pytest.skip("the Hub is reachable here")
+    except OSError: pass
+    out = tmp_path / "sn" / "games"
+    t0 = time.time()
+    res = subprocess.run([sys.executable, "-m", "dudek", "download", str(out), "--task", task, "--split", "valid", "--password", "s3cret-pw"],
+                         capture_output=True, text=True, env=env(), timeout=300)
+    assert res.returncode == 2, (res.returncode, res.stderr[-3000:])
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: SoccerNet") and "without network" in lines[0], res.stderr[-3000:]
+    assert ("valid.zip" if task == "ball" else "--old-data") in lines[0], lines[0]  # how to provide the games locally
+    assert "s3cret-pw" not in res.stderr + res.stdout and time.time() - t0 < 120  # the password is never shown
+    assert not (tmp_path / "sn").exists()  # nothing made for nothing
+
+
+def test_download_unpacks_zips_already_there_without_network(tmp_path):
+    "The offline way the refusal names: zips fetched elsewhere, put where the download leaves them, are unpacked, nothing fetched."
+    import zipfile
+    synthesize(tmp_path / "g", n_games=1, minutes=0.1, size=(64, 112), workers=1)
+    (game,) = find_games(tmp_path / "g")
+    out = tmp_path / "sn"
+    (out / "spotting-ball-2025").mkdir(parents=True)
+    with zipfile.ZipFile(out / "spotting-ball-2025" / "valid.zip", "w") as z:
+        for f in game.path.iterdir(): z.write(f, f"{game.rel}/{f.name}")
+    res = subprocess.run([sys.executable, "-m", "dudek", "download", str(out), "--split", "valid"], capture_output=True, text=True,
+                         env=env(), timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert res.stdout.strip() == str(out / "spotting-ball-2025" / "valid")
+    assert [g.rel for g in find_games(out / "spotting-ball-2025" / "valid")] == [game.rel]
