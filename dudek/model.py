@@ -18,10 +18,10 @@ from .labels import get_codec
 from .config import Config, DataConfig, ModelConfig
 
 # %% auto #0
-__all__ = ['VISION_CHECKPOINT', 'create_backbone', 'asset_path', 'normalise_frames', 'GatedShift', 'ShiftThen',
-           'add_temporal_shift', 'FrameEncoder', 'read_weights', 'load_weights', 'save_checkpoint', 'load_checkpoint',
-           'save_weights', 'long_kernel', 'ChannelAffine', 'SGPBranches', 'FeedForward', 'SGPBlock', 'SGPMixer',
-           'SGPEncoderDecoder', 'ClassHead', 'TDEED', 'build_model', 'count_parameters']
+__all__ = ['VISION_CHECKPOINT', 'create_backbone', 'check_pretrained', 'asset_path', 'normalise_frames', 'GatedShift',
+           'ShiftThen', 'add_temporal_shift', 'FrameEncoder', 'read_weights', 'load_weights', 'save_checkpoint',
+           'load_checkpoint', 'save_weights', 'long_kernel', 'ChannelAffine', 'SGPBranches', 'FeedForward', 'SGPBlock',
+           'SGPMixer', 'SGPEncoderDecoder', 'ClassHead', 'TDEED', 'build_model', 'count_parameters']
 
 # %% ../nbs/09_model.ipynb #9c844ce7
 def _config_error(field: str, expected: str) -> InputError:
@@ -32,16 +32,44 @@ def create_backbone(name: str = "regnety_002", pretrained: str | bool = "") -> n
     if name not in timm.list_models("regnet*"):
         raise _config_error("backbone", f"a timm RegNet/RegNetY such as regnety_002 or regnety_008, got {name!r}")
     kwargs = {}
-    if pretrained in ("timm", True): kwargs["pretrained"] = True
+    if pretrained in ("timm", True): kwargs["pretrained"] = _timm_weights_reachable(name)
     elif pretrained not in ("", False, None):
         kwargs = {"pretrained": True, "pretrained_cfg_overlay": {"file": str(_weights_path(pretrained))}}
-    net = timm.create_model(name, num_classes=0, **kwargs)
+    try: net = timm.create_model(name, num_classes=0, **kwargs)
+    except OSError as e:  # the Hub refused or broke off (huggingface_hub's errors are OSErrors)
+        if not kwargs.get("pretrained") or "pretrained_cfg_overlay" in kwargs: raise
+        raise _no_timm_weights(name, f"{type(e).__name__}: {' '.join(str(e).split())[:200]}") from None
     if not isinstance(net, timm.models.regnet.RegNet):
         raise _config_error("backbone", f"a timm RegNet/RegNetY (stages s1-s4), got {name!r} ({type(net).__name__})")
     if net.num_features % 16:
         raise _config_error("backbone", f"a RegNetY whose feature width is a multiple of 16 (the SGP blocks' "
                             f"GroupNorm(16)), e.g. regnety_002 (368) or regnety_008 (768); {name} has {net.num_features}")
     return net
+
+def _no_timm_weights(name: str, why: str) -> InputError:
+    return _config_error("pretrained", f"timm's ImageNet weights of {name}, which could not be fetched ({why}); without network, "
+                         f"download them elsewhere (the Hugging Face repository {timm.models.get_pretrained_cfg(name).hf_hub_id}) and give the file: "
+                         f"--set model.pretrained=PATH/pytorch_model.bin")
+
+def _timm_weights_reachable(name: str, timeout: float = 5.0) -> bool:
+    "True when timm's ImageNet weights of `name` are in the local Hugging Face cache or the Hub answers within `timeout` s, else an `InputError` (at once, not after minutes of retries)."
+    import os, socket
+    from urllib.parse import urlparse
+    from huggingface_hub import constants, try_to_load_from_cache
+    repo = timm.models.get_pretrained_cfg(name).hf_hub_id
+    if any(isinstance(try_to_load_from_cache(repo, f), str) for f in ("model.safetensors", "pytorch_model.bin")): return True
+    if constants.HF_HUB_OFFLINE: raise _no_timm_weights(name, "HF_HUB_OFFLINE is set and they are not in the local cache")
+    proxy = next((os.environ[k] for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy") if os.environ.get(k)), None)
+    url = urlparse(proxy if proxy else constants.ENDPOINT)
+    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+    try: socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as e: raise _no_timm_weights(name, f"{host} unreachable: {e.strerror or e}") from None
+    return True
+
+def check_pretrained(backbone: str, pretrained) -> None:
+    "Check, building nothing, that the weights `pretrained` names can be had: the file exists, or timm's are cached or reachable."
+    if pretrained in ("timm", True): _timm_weights_reachable(backbone)
+    elif pretrained not in ("", False, None): _weights_path(pretrained)
 
 VISION_CHECKPOINT = "vision_backbone.pt"  # the vision stage's frame encoder, shipped in dudek/assets/ (training chapter)
 

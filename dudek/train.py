@@ -462,6 +462,9 @@ def train_stage(stage: str, run, data=None, old_data=None, profile: str = "tiny"
     check_writable(run, "--run", folder=True)  # every place a stage writes, checked now, not after the first epoch
     if cache_dir is not None: check_writable(cache_dir, "--cache", folder=True)
     if export is not None: check_writable(export, "--export")
+    if not from_scratch:  # weights that cannot be had (no network for "timm"): fail before the run folder exists, which a retry would find
+        from dudek.model import check_pretrained
+        check_pretrained(cfg.model.backbone, cfg.model.pretrained)
     info = init_distributed()
     run = Path(run)
     if stage == "vision":

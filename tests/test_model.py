@@ -259,3 +259,30 @@ def test_no_device_specific_code():
     for mod in (dudek.model, dudek.augment):
         src = Path(mod.__file__).read_text()
         assert not re.search(r"\.cuda\(|torch\.cuda\.\w*Tensor", src), mod.__name__
+
+
+def hub_reachable() -> bool:
+    "Does huggingface.co accept a connection from here (then timm's weights would simply download)?"
+    import socket
+    try: socket.create_connection(("huggingface.co", 443), timeout=5).close()
+    except OSError: return False
+    return True
+
+
+@pytest.mark.parametrize("stage", ["finetune", "vision"])
+def test_timm_weights_without_network_one_line_and_no_run_folder(stage, tmp_path):
+    "`--set model.pretrained=timm` offline: one line naming the field and the local way (a weights file), at once, and no run folder."
+    import subprocess, sys, time
+    from dudek.synthetic import synthesize
+    if hub_reachable(): pytest.skip("the Hub is reachable here: timm's weights would download")
+    data, run = tmp_path / "games", tmp_path / "run"
+    synthesize(data, n_games=2, minutes=0.1, size=(64, 112), workers=1)
+    t0 = time.time()
+    res = subprocess.run([sys.executable, "-m", "dudek", "train", "--stage", stage, "--data", str(data), "--run", str(run),
+                          "--set", "model.pretrained=timm", "--quiet"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2, (res.returncode, res.stderr[-3000:])
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "model.pretrained" in lines[0], res.stderr[-3000:]
+    assert "--set model.pretrained=PATH" in lines[0] and "timm/regnety_002" in lines[0], lines[0]  # what to fetch, how to give it
+    assert time.time() - t0 < 60, "the refusal waited for the Hub's retries"
+    assert not run.exists()  # a retry with a local weights file must not find a run folder made with other weights
