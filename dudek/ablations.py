@@ -111,7 +111,7 @@ def game_scores(model, cfg, games_dir, raw_dir, device="cpu", cache_dir=None) ->
         path = Path(raw_dir) / g.rel / RAW_FILE
         if g.labels is None or g.video is None or path.is_file(): continue
         scores = match_scores(model, g.video, cfg, device, "flip" if cfg.post.flip_tta else "", cache_dir=cache_dir)
-        save_raw(path, scores, cfg.data.stride, video_info(g.video).n_frames, g.rel)
+        save_raw(path, scores, cfg.data.stride, video_info(g.video).grid_frames, g.rel, cfg.post, cfg.profile)  # (frames of the 25 fps grid)
     return tuning_games(raw_dir, games_dir)
 
 def score_variant(v: Variant, seed: int, out, tests: dict, val=None, trials: int = 60, cache_dir=None) -> dict:

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_annotations.ipynb #fa3fa05e
 from __future__ import annotations
-import json, os, re, zipfile, zlib
+import json, os, re, warnings, zipfile, zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -73,6 +73,7 @@ class BallLabels:
     annotations: list[Annotation]
     url_youtube: str = ""
     extra: dict = field(default_factory=dict)  # other top-level fields, kept verbatim
+    path: str = field(default="", compare=False)  # the file it was read from ("" if made in memory): what messages name
 
     @property
     def halftime_ms(self) -> int | None:
@@ -208,7 +209,7 @@ def read_ball_labels(path) -> BallLabels:
     return BallLabels(url_local=c.url_local(obj), halftime=c.game_time(obj, "halftime", required=False, allow_null=True),
                       annotations=_read_annotations(c, obj, BALL_LABELS, TEAMS),
                       url_youtube=c.string(obj, "UrlYoutube", required=False, default=""),
-                      extra={k: v for k, v in obj.items() if k not in _KNOWN_TOP})
+                      extra={k: v for k, v in obj.items() if k not in _KNOWN_TOP}, path=str(path))
 
 def read_action_labels(path) -> ActionLabels:
     "Read and validate an old action-spotting `Labels-v2.json` file."
@@ -361,9 +362,19 @@ def find_games(root, kind: str | None = None) -> list[Game]:
     root = Path(root)
     if not root.is_dir(): raise InputError(root, "root", "an existing folder of games")
     if kind not in (None, "ball", "actions"): raise ValueError(f"kind: expected None, 'ball' or 'actions', got {kind!r}")
-    games = []
-    for d, dirs, files in os.walk(root):
+    games, chains = [], {str(root): {os.path.realpath(root)}}  # each walked folder: the real folders on its way from root
+    for d, dirs, files in os.walk(root, followlinks=True):  # links to game folders are games (`rel`: the link's path)
+        chain = chains.pop(d)
         dirs[:] = sorted(x for x in dirs if not x.startswith("."))  # hidden: e.g. a game still being written
+        for x in list(dirs):
+            real = os.path.realpath(os.path.join(d, x))
+            if real in chain:  # a link back to a folder on the way here: following it would never end
+                warnings.warn(f"{Path(d) / x}: a link back to {real}, which holds it; not followed", stacklevel=2)
+                dirs.remove(x)
+            else: chains[os.path.join(d, x)] = chain | {real}
+        for x in files:
+            if os.path.islink(os.path.join(d, x)) and not os.path.exists(os.path.join(d, x)):
+                warnings.warn(f"{Path(d) / x}: a link to {os.readlink(os.path.join(d, x))}, which does not exist; skipped", stacklevel=2)
         odd = [x for x in dirs if x in (*BALL_LABEL_FILES, *ACTION_LABEL_FILES) or _OTHER_VIDEO.match(x)]
         if odd: raise InputError(Path(d) / odd[0], "game file", "a file (this is a folder)")  # else the game would silently vanish
         folder, files = Path(d), set(files)

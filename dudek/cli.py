@@ -4,7 +4,7 @@
 
 # %% ../nbs/90_cli.ipynb #6850d800
 from __future__ import annotations
-import json, sys
+import errno, json, sys, warnings
 from pathlib import Path
 from typing import List, Optional
 
@@ -14,26 +14,46 @@ from .files import InputError
 from .config import get_config, parse_overrides
 
 # %% auto #0
-__all__ = ['app', 'DudekApp', 'main', 'config_cmd', 'evaluate_cmd', 'train_cmd', 'infer_cmd', 'tune_cmd', 'synth_size',
-           'synth_cmd', 'parse_sizes', 'reproduce_cmd', 'site_cmd', 'download_cmd']
+__all__ = ['FS_ERRORS', 'app', 'MAX_TOLERANCE', 'DudekApp', 'main', 'config_cmd', 'evaluate_cmd', 'train_cmd', 'infer_cmd',
+           'tune_cmd', 'synth_size', 'synth_cmd', 'parse_sizes', 'reproduce_cmd', 'site_cmd', 'download_cmd']
 
 # %% ../nbs/90_cli.ipynb #613b9b8f
+# the file system's refusals: printed as `error: <file>: <reason>` (other OSErrors, e.g. of a network, are not)
+FS_ERRORS = {getattr(errno, n) for n in ("ENOSPC", "EDQUOT", "EFBIG", "ENAMETOOLONG", "EACCES", "EPERM", "EROFS", "EISDIR", "ENOTDIR",
+                                         "EEXIST", "ENOENT", "ELOOP", "ENOTEMPTY", "EXDEV", "EMLINK", "ETXTBSY", "EBUSY", "ENXIO",
+                                         "ENODEV", "EIO", "EMFILE", "ENFILE", "EBADF", "ESTALE") if hasattr(errno, n)}
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    "Print a warning as `warning: <message>` on stderr: one line, no source line, no module path."
+    try: print(f"warning: {message}".replace("\n", " "), file=sys.stderr if file is None else file)
+    except (OSError, ValueError): pass  # stderr is gone: nothing to tell
+
+def _fail(line: str, code: int = 2):
+    print(line.replace("\n", " "), file=sys.stderr)
+    sys.exit(code)
+
 class DudekApp(typer.Typer):
-    "A Typer app that reports bad input as one line and exit code 2."
+    "A Typer app that reports bad input (and the file system's refusals, huge numbers, Ctrl-C) as one line and exit code 2 (130)."
     def __call__(self, *args, **kwargs):
+        warnings.showwarning = _one_line_warning
         try: rc = typer.main.get_command(self).main(*args, standalone_mode=False, **kwargs)
-        except InputError as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
+        except InputError as e: _fail(f"error: {e}")
         except _UsageError as e:
             if type(e).__name__ != "NoArgsIsHelpError":  # (`dudek` alone has shown its help already)
                 # a bad option value or a missing argument: one line, not a box
                 where = f" (see `{e.ctx.command_path} --help`)" if e.ctx is not None else ""
-                print(f"error: {e.format_message()}{where}", file=sys.stderr)
+                _fail(f"error: {e.format_message()}{where}")
             sys.exit(2)
-        except typer.Abort:
-            print("error: aborted", file=sys.stderr)
-            sys.exit(1)
+        except typer.Abort: _fail("error: aborted", 1)
+        except KeyboardInterrupt: _fail("error: interrupted", 130)
+        except OverflowError as e: _fail(f"error: a number too large to use ({e})")
+        except ValueError as e:
+            if "integer string conversion" not in str(e): raise  # a 5000-digit number read somewhere: else a bug
+            _fail("error: a number too large to use (more than 4300 digits)")
+        except OSError as e:
+            if e.errno not in FS_ERRORS: raise
+            _fail(f"error: {e.filename}: {e.strerror}" if e.filename else f"error: {e.strerror}")
+        if rc == 130: _fail("error: interrupted", 130)  # typer turns Ctrl-C into exit code 130
         sys.exit(rc if isinstance(rc, int) else 0)
 
 # click's UsageError (bad values, missing arguments), whether typer uses click or its own copy of it
@@ -58,18 +78,20 @@ def config_cmd(profile: str = typer.Option("tiny", help="tiny or paper"),
 
 # %% ../nbs/90_cli.ipynb #d9629c73
 # cli: evaluate
+MAX_TOLERANCE = 60  # seconds: the official scorer's widest (its loose mAP averages 5 ... 60 s); = dudek.metrics.MAX_TOLERANCE
+
 @app.command("evaluate")
 def evaluate_cmd(labels_root: Path = typer.Argument(..., help="folder of games with Labels-ball.json"),
                  predictions: Path = typer.Argument(..., help="folder or zip of results_spotting.json files"),
                  json_: bool = typer.Option(False, "--json", help="end stdout with one JSON line of the scores"),
-                 tolerance: int = typer.Option(1, help="match tolerance in seconds (1: mAP@1, 5: mAP@5)"),
+                 tolerance: int = typer.Option(1, min=1, max=MAX_TOLERANCE, help=f"match tolerance in seconds, 1 to {MAX_TOLERANCE} (1: mAP@1, 5: mAP@5)"),
                  missing: str = typer.Option("error", help="a labelled game without predictions: error, empty or skip"),
                  out: Optional[Path] = typer.Option(None, help="also write the scores as JSON to this file")):
     "Score predictions against labels: Team-mAP@1 and mAP@1, exactly as the official scorer."
     from dudek.metrics import evaluate, format_scores, json_ready, MISSING
-    from dudek.files import atomic_write
+    from dudek.files import atomic_write, check_writable
     if missing not in MISSING: raise InputError("option", "--missing", f"one of {list(MISSING)}, got {missing!r}")
-    if tolerance < 1: raise InputError("option", "--tolerance", f"a whole number of seconds >= 1, got {tolerance}")
+    if out is not None: check_writable(out, "--out")  # before the scoring, not after it
     result = evaluate(labels_root, predictions, tolerance=tolerance, missing=missing)
     print(format_scores(result))
     if out is not None: atomic_write(out, json.dumps(json_ready(result), indent=1))
@@ -89,7 +111,7 @@ def train_cmd(stage: str = typer.Option(..., help="vision, pretrain, finetune or
               resume: bool = typer.Option(False, "--resume", help="continue from the run folder's last checkpoint"),
               final: bool = typer.Option(False, "--final", help="train on every labelled game, no validation"),
               from_scratch: bool = typer.Option(False, "--from-scratch", help="recompute the vision stage instead of the shipped checkpoint"),
-              checkpoint_steps: int = typer.Option(0, min=0, help="also checkpoint every N steps (0: at the end of each epoch only)"),
+              checkpoint_steps: int = typer.Option(0, min=0, max=10**9, help="also checkpoint every N steps (0: at the end of each epoch only)"),
               cache: Optional[Path] = typer.Option(None, help="folder for decoded-frame caches (faster epochs, more disk)"),
               export: Optional[Path] = typer.Option(None, help="vision stage: also write the backbone weights (+ .json provenance) here"),
               quiet: bool = typer.Option(False, "--quiet", help="no progress bars or epoch lines")):
@@ -130,8 +152,8 @@ def tune_cmd(raw: Path = typer.Option(..., help="per-frame scores of the validat
              trials: int = typer.Option(100, min=1, max=1_000_000, help="finished trials the study should hold"),
              storage: Optional[str] = typer.Option(None, help="sqlite:///FILE, journal:FILE or a database URL (default: tune.db beside --out)"),
              study: str = typer.Option("soft-nms", help="study name in the storage"),
-             seed: int = typer.Option(0, help="sampler seed"),
-             timeout: Optional[float] = typer.Option(None, min=0, help="stop after this many seconds")):
+             seed: int = typer.Option(0, min=0, max=2**31 - 1, help="sampler seed"),
+             timeout: Optional[float] = typer.Option(None, min=0, max=10**8, help="stop after this many seconds")):
     "Tune the Soft-NMS parameters with Optuna on saved scores; the last line of stdout is a JSON summary."
     from dudek.tune import tune
     print(json.dumps(tune(raw, labels, out, trials, storage, study, seed, timeout)))
@@ -144,17 +166,17 @@ def synth_size(height: int) -> tuple[int, int]:
 
 @app.command("synth")
 def synth_cmd(out: Path = typer.Argument(..., help="folder to write the games into (created; SoccerNet layout)"),
-              games: int = typer.Option(2, help="number of games"),
+              games: int = typer.Option(2, min=1, max=10_000, help="number of games"),
               minutes: float = typer.Option(2.0, help="length of each game's video (both halves), in minutes"),
-              seed: int = typer.Option(0, help="random seed: the same seed makes the same games"),
+              seed: int = typer.Option(0, min=0, max=2**63 - 1, help="random seed: the same seed makes the same games"),
               kind: str = typer.Option("ball", help="ball (224p.mp4, Labels-ball.json) or actions (1_224p.mkv, 2_224p.mkv, Labels-v2.json)"),
               league: str = typer.Option("synthetic_league", help="the look of the games: synthetic_league or other_league"),
-              min_events: int = typer.Option(0, "--min-events", help="at least this many events of every label and team per game (ball games)"),
+              min_events: int = typer.Option(0, "--min-events", min=0, max=100, help="at least this many events of every label and team per game (ball games)"),
               rare_boost: float = typer.Option(1.0, "--rare-boost", help="weight factor of the choices that make rare labels"),
-              height: int = typer.Option(224, help="frame height in px (even, >= 64); the width is 16:9, rounded to even"),
-              workers: int = typer.Option(2, help="processes rendering games in parallel"),
+              height: int = typer.Option(224, min=64, max=4320, help="frame height in px (even, >= 64); the width is 16:9, rounded to even"),
+              workers: int = typer.Option(2, min=1, max=256, help="processes rendering games in parallel"),
               variability: float = typer.Option(1.0, help="scale of the random spread of the games' looks (0: all alike)"),
-              first_game: int = typer.Option(0, "--first-game", help="number of the first game (games are numbered from it)"),
+              first_game: int = typer.Option(0, "--first-game", min=0, max=900_000, help="number of the first game (games are numbered from it)"),
               replays: float = typer.Option(0.3, help="chance of a replay (a slowed close-up; events meanwhile are 'not shown') after a goal, shot or foul")):
     "Write synthetic games (videos and labels in SoccerNet's layout) under OUT; print each game folder."
     from dudek.synthetic import synthesize  # it checks every option (and that OUT is writable) before writing anything
@@ -181,7 +203,7 @@ def reproduce_cmd(profile: str = typer.Option("tiny", help="tiny (CPU, synthetic
                   size: Optional[List[str]] = typer.Option(None, "--size", help="a size of the run, e.g. finetune_epochs=2 or trials=20"),
                   set_: Optional[List[str]] = typer.Option(None, "--set", help="a configuration override of the training, e.g. train.lr=3e-4"),
                   stages: Optional[str] = typer.Option(None, help="comma-separated stages to run (default: all)"),
-                  seed: int = typer.Option(0, help="seed of the games' draws, the training and the tuning"),
+                  seed: int = typer.Option(0, min=0, max=2**32 - 1, help="seed of the games' draws, the training and the tuning"),
                   site: bool = typer.Option(True, "--site/--no-site", help="build the course site into OUT/site at the end"),
                   ablations: bool = typer.Option(False, "--ablations", help="also measure the write-up's claims (15_ablations; tiny: <= 100 min more; sizes: --size ablations={...})"),
                   quiet: bool = typer.Option(False, "--quiet", help="no progress bars (the stage lines remain)")):

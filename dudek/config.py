@@ -131,23 +131,25 @@ def _coerce(value, typ, source, key):
     "`value` as type `typ` (int, float, bool or str), or an `InputError`."
     if isinstance(value, str) and typ is not str:
         try: value = json.loads(value)
-        except json.JSONDecodeError: raise InputError(source, key, f"a {typ.__name__}, got {value!r}")
+        except ValueError: raise InputError(source, key, f"a {typ.__name__}, got {value[:40]!r}{'...' if len(value) > 40 else ''}") from None  # (also a number of 5000 digits)
     if typ is float and isinstance(value, int) and not isinstance(value, bool): value = float(value)
     if typ is str and isinstance(value, (int, float)) and not isinstance(value, bool): value = str(value)
     if type(value) is not typ: raise InputError(source, key, f"a {typ.__name__}, got {value!r}")
     return value
 
-LIMITS = {  # field -> (lowest, highest) value that makes sense (None: unbounded); floats must also be finite
-    "data.stride": (1, None), "data.clip_len": (2, None), "data.overlap": (0, None), "data.frame_height": (32, 4096),
-    "data.frame_width": (32, 4096), "data.radius": (0, None), "data.clips_per_epoch": (1, None), "data.event_bias": (0, 1),
-    "data.event_balance": (0, 1), "data.n_val": (0, None), "data.n_test": (0, None), "data.num_workers": (0, 256),
+LIMITS = {  # field -> (lowest, highest) value that makes sense; floats must also be finite. Every bound is finite: a number of
+    # 30 digits (`train.epochs=10**30`) is refused at once, not after it overflowed somewhere deep in a run
+    "data.stride": (1, 250), "data.clip_len": (2, 10_000), "data.overlap": (0, 9_999), "data.frame_height": (32, 4096),
+    "data.frame_width": (32, 4096), "data.radius": (0, 1_000), "data.clips_per_epoch": (1, 10**8), "data.event_bias": (0, 1),
+    "data.event_balance": (0, 1), "data.n_val": (0, 10**6), "data.n_test": (0, 10**6), "data.num_workers": (0, 256),
     "model.n_layers": (0, 16), "model.sgp_kernel": (1, 63), "model.sgp_k": (1, 64),
     **{f"augment.{p}": (0, 1) for p in ("p_flip", "p_crop", "p_camera", "p_color", "p_blur", "p_mixup")},
-    "augment.crop_scale": (0.1, 1), "augment.mixup_alpha": (1e-6, None),
-    "train.epochs": (1, None), "train.warmup_epochs": (0, None), "train.batch_size": (1, None), "train.lr": (1e-12, 10),
-    "train.weight_decay": (0, None), "train.fg_weight": (1e-6, None), "train.ce_weight": (0, None),
-    "train.disp_weight": (0, None), "train.team_weight": (0, None), "train.grad_clip": (0, None), "train.ema": (0, 0.9999),
-    "train.threads": (0, 1024), "train.keep_epochs": (-1, None), "post.nms_window": (1, None), "post.nms_threshold": (0, 1), "seed": (0, 2 ** 32 - 1)}
+    "augment.crop_scale": (0.1, 1), "augment.mixup_alpha": (1e-6, 1e3),
+    "train.epochs": (1, 10**6), "train.warmup_epochs": (0, 10**6), "train.batch_size": (1, 65_536), "train.lr": (1e-12, 10),
+    "train.weight_decay": (0, 10), "train.fg_weight": (1e-6, 1e6), "train.ce_weight": (0, 1e6),
+    "train.disp_weight": (0, 1e6), "train.team_weight": (0, 1e6), "train.grad_clip": (0, 1e6), "train.ema": (0, 0.9999),
+    "train.threads": (0, 1024), "train.keep_epochs": (-1, 10**6), "post.nms_window": (1, 90_000), "post.nms_threshold": (0, 1),
+    "seed": (0, 2 ** 32 - 1)}
 CHOICES = {"model.temporal_shift": ("gsf", "gsm", "none"), "model.head": ("merged", "two_head", "old"), "profile": tuple(PROFILES)}
 
 def _check_value(key, value, source):
@@ -156,7 +158,8 @@ def _check_value(key, value, source):
     if key in CHOICES and value not in CHOICES[key]: raise InputError(source, key, f"one of {', '.join(CHOICES[key])}, got {value!r}")
     lo, hi = LIMITS.get(key, (None, None))
     if (lo is not None and value < lo) or (hi is not None and value > hi):
-        raise InputError(source, key, f"a value in [{lo}, {'inf' if hi is None else hi}], got {value!r}")
+        got = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:20]}... ({len(repr(value))} digits)"
+        raise InputError(source, key, f"a value in [{lo}, {'inf' if hi is None else hi}], got {got}")
 
 def set_field(cfg: Config, key: str, value, source="override") -> None:
     "Set `cfg`'s `key` (`section.field` or a top-level field) to `value`, checked against its type and its range."
@@ -222,9 +225,9 @@ def make_run_dir(path, cfg: Config, resume: bool = False) -> Path:
     if run.exists() and not run.is_dir(): raise InputError(run, "run folder", "a folder (this is a file)")
     remove_stale_temps(run)  # what a killed run left half-written
     cfg_path = run / "config.json"
-    if cfg_path.exists() and load_config(cfg_path) != cfg:
-        raise InputError(cfg_path, "config", "the same configuration as this run (use another run folder)")
     held = sorted(p.name for p in run.iterdir() if p.name not in ("config.json", RUN_ID)) if run.is_dir() else []
+    if held and cfg_path.exists() and load_config(cfg_path) != cfg:  # (a folder with no checkpoint yet: a start that failed, its config replaced)
+        raise InputError(cfg_path, "config", "the same configuration as this run (use another run folder)")
     if held and not resume: raise InputError(run, "run folder", f"an empty or new folder (it holds {held[0]}; or resume the run)")
     if held and not cfg_path.exists(): raise InputError(run, "run folder", f"a run folder to resume (it holds {held[0]} but no config.json)")
     if resume and not held: raise InputError(run, "--resume", "a run folder holding checkpoints (nothing to resume here)")

@@ -15,7 +15,7 @@ from .labels import BALL_LABELS, OLD_LABELS, TEAMS, OLD_TEAMS, swap_team
 from .files import InputError
 from .annotations import (BALL_LABEL_FILES, ACTION_LABEL_FILES, Game, Predictions, find_games,
                                frame_to_position, position_to_frame, read_predictions)
-from .video import VideoReader
+from .video import GRID_FPS, VideoReader
 from .annotations import read_truth, truth_path, flip_truth
 
 # %% auto #0
@@ -204,7 +204,7 @@ class GameView:
             raise InputError(self.game.path, "video", f"a video number in 1..{len(videos)} (the game has {len(videos)})")
         self.name, self.video, self.path = game_name(self.game), video, Path(videos[video - 1])
         self.reader = VideoReader(self.path)
-        self.n_frames = self.reader.info.n_frames
+        self.n_frames = self.reader.info.grid_frames  # frames of the 25 fps grid, whatever the video's rate
         ev = game_events(self.game)
         self.events = ev[ev["video"] == video].reset_index(drop=True)
         self.halftime_ms = ev.attrs["halftime_ms"].get(self.name)
@@ -240,7 +240,7 @@ class GameView:
 
     def clock(self, frame: int) -> str:
         "`mm:ss.s` of `frame` from the start of the video."
-        s = frame / self.reader.info.fps
+        s = frame / GRID_FPS
         return f"{int(s // 60):02d}:{s % 60:04.1f}"
 
     def draw(self, ax, frame: int, mirror: bool = False, title: str | None = None):

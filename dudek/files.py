@@ -4,13 +4,13 @@
 
 # %% ../nbs/00a_files.ipynb #793f8c47
 from __future__ import annotations
-import os, re, shutil, tempfile
+import errno, os, re, shutil, stat, sys, tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['TEMP_NAME', 'InputError', 'atomic_path', 'atomic_write', 'scratch_dir', 'atomic_dir', 'remove_stale_temps',
-           'safe_join', 'check_writable']
+__all__ = ['TEMP_NAME', 'InputError', 'write_target', 'atomic_path', 'atomic_write', 'scratch_dir', 'atomic_dir',
+           'remove_stale_temps', 'safe_join', 'check_writable']
 
 # %% ../nbs/00a_files.ipynb #7c14d07e
 class InputError(ValueError):
@@ -28,23 +28,61 @@ def _umask() -> int:
 
 def _temp_prefix(path: Path) -> str: return f".{path.name}.pid{os.getpid()}."  # the writer's pid: see `remove_stale_temps`
 
+def _what(mode: int) -> str:
+    "What kind of thing `os.stat`'s `mode` describes, in words."
+    return ("folder" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "character device" if stat.S_ISCHR(mode)
+            else "FIFO" if stat.S_ISFIFO(mode) else "block device" if stat.S_ISBLK(mode) else "socket" if stat.S_ISSOCK(mode) else "special file")
+
+_STREAMS = re.compile(r"^/(?:dev/(?:stdout|stderr|fd/\d+)|proc/(?:self|thread-self|\d+)/fd/\d+)$")  # a process's open streams
+
+def _mode(path) -> int | None:
+    "`os.stat(path).st_mode` (links followed), None where nothing is there yet."
+    try: return os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError): return None
+
+def write_target(path, what: str = "output") -> tuple[Path, bool]:
+    "Where a write to `path` lands: `(the regular file it names, False)`, written atomically, or `(path, True)`, written in place (a character device, a FIFO, a standard stream); `InputError` (naming `what`) for anything else."
+    path, mode = Path(path), _mode(path)
+    if mode is not None and (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) or _STREAMS.match(str(path.absolute()))): return path, True
+    if mode is not None and not stat.S_ISREG(mode): raise InputError(path, what, f"a file path, got a {_what(mode)}")
+    return Path(os.path.realpath(path)), False  # a link (even a dangling one) is written at its target and stays a link
+
+def _named(e: OSError, path, tmp) -> OSError:
+    "`e`, naming `path` where it named the temporary `tmp` or nothing (a full disk: the file being written is the one to name)."
+    if e.filename == str(tmp) or (e.filename is None and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)):
+        return OSError(e.errno, e.strerror, str(path))
+    return e
+
+def _copy_into(src, target: Path):
+    "Copy the file `src` into the device, FIFO or stream `target`, opened for writing (appending) as it is."
+    for f in (sys.stdout, sys.stderr):  # what this process printed comes first
+        try: f.flush()
+        except (OSError, ValueError, AttributeError): pass
+    try:
+        fd = os.open(target, os.O_WRONLY | os.O_APPEND | os.O_NOCTTY)
+        with open(src, "rb") as r, os.fdopen(fd, "wb") as w: shutil.copyfileobj(r, w)
+    except OSError as e: raise OSError(e.errno, e.strerror, str(target)) from None
+
 @contextmanager
 def atomic_path(path):
-    "Yield a temporary path beside `path`; on success rename it onto `path` (with the umask's mode), on failure remove it."
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
+    "Yield a temporary path; on success it becomes `path` (renamed onto it with the umask's mode, or copied into a device, FIFO or stream: see `write_target`), on failure it goes."
+    target, in_place = write_target(path)
+    if not in_place: target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".tmp", dir=None if in_place else target.parent)
     os.close(fd)
-    os.chmod(tmp, 0o666 & ~_umask())
     try:
+        if not in_place: os.chmod(tmp, 0o666 & ~_umask())
         yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        if in_place: _copy_into(tmp, target)
+        else: os.replace(tmp, target)
+    except OSError as e:
+        named = _named(e, path, tmp)
+        if named is e: raise
+        raise named from None
+    finally: Path(tmp).unlink(missing_ok=True)  # (gone already after a rename)
 
 def atomic_write(path, data: bytes | str) -> Path:
-    "Write `data` (text as UTF-8) to `path` atomically."
+    "Write `data` (text as UTF-8) to `path` atomically (in place into a device, FIFO or stream)."
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(data.encode() if isinstance(data, str) else data)
     return Path(path)
@@ -60,8 +98,10 @@ def scratch_dir(beside):
 
 @contextmanager
 def atomic_dir(path):
-    "Yield a temporary folder beside `path`; on success it takes the place of `path` (and of all it held), on failure it goes."
-    path = Path(path)
+    "Yield a temporary folder beside `path`; on success it takes the place of `path` (and of all it held), on failure it goes. A link to a folder stays a link."
+    mode = _mode(path)
+    if mode is not None and not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)): raise InputError(path, "output folder", f"a folder path, got a {_what(mode)}")
+    path = Path(os.path.realpath(path))
     with scratch_dir(path) as tmp:
         os.chmod(tmp, 0o777 & ~_umask())
         yield tmp
@@ -104,9 +144,17 @@ def safe_join(root, *parts, source="path") -> Path:
 # %% ../nbs/00a_files.ipynb #05413afc
 def check_writable(path, what: str, folder: bool = False) -> Path:
     "Raise `InputError` (naming option `what`) unless a file (`folder`: a folder) can be created at `path`; returns the path."
-    path = Path(path)
-    if path.exists() and path.is_dir() != folder: raise InputError(path, what, f"a {'folder' if folder else 'file'} path, got a {'file' if folder else 'folder'}")
-    parent = next(p for p in [path if folder else path.parent, *path.parents] if p.exists())
+    try: path, mode = Path(path), _mode(path)
+    except OSError as e: raise InputError(path, what, f"a path this file system takes ({e.strerror})") from None  # a name too long, a loop of links
+    if mode is not None and stat.S_ISDIR(mode) != folder:
+        raise InputError(path, what, f"a {'folder' if folder else 'file'} path, got a {_what(mode)}")
+    if mode is not None and not folder and write_target(path, what)[1]:  # a device, FIFO or stream: written in place
+        if not os.access(path, os.W_OK): raise InputError(path, what, f"a writable place ({path} is not writable)")
+        return path
+    real = Path(os.path.realpath(path))
+    parent = next(p for p in [real if folder else real.parent, *real.parents] if p.exists())
     if not parent.is_dir(): raise InputError(path, what, f"a path under a folder ({parent} is a file)")
-    if not os.access(parent, os.W_OK | os.X_OK): raise InputError(path, what, f"a writable place ({parent} is not writable)")
+    try: fd, probe = tempfile.mkstemp(prefix=_temp_prefix(Path("probe")), suffix=".tmp", dir=parent)
+    except OSError as e: raise InputError(path, what, f"a writable place ({parent} is not writable: {e.strerror})") from None
+    os.close(fd); os.unlink(probe)
     return path

@@ -22,13 +22,13 @@ from .video import check_rate, iter_frames, video_info
 from .metrics import event_spots, spotting_scores
 from .postprocess import (ClipAggregator, apply_displacement, make_submission, postprocess_scores, scores_to_predictions,
                                scores_to_spots, two_head_probs)
-from .model import TDEED, build_model, load_checkpoint, load_weights
+from .model import TDEED, build_model, check_finite, load_checkpoint, load_weights
 from .dataset import FrameSource, clip_indices, make_loader, clip_starts, event_targets, game_videos, sampled_length
 
 # %% auto #0
-__all__ = ['BALL_HEADS', 'RAW_FILE', 'load_trained', 'load_spotter', 'MatchClips', 'stream_batches', 'clip_scores',
-           'unmirror_scores', 'match_scores', 'evaluate_games', 'save_raw', 'load_raw', 'read_params', 'write_params',
-           'inference_jobs', 'infer', 'plot_timeline']
+__all__ = ['BALL_HEADS', 'RAW_FILE', 'NMS_FIELDS', 'load_trained', 'load_spotter', 'MatchClips', 'stream_batches', 'clip_scores',
+           'unmirror_scores', 'match_scores', 'check_outputs', 'evaluate_games', 'nms_fields', 'nms_post', 'save_raw',
+           'load_raw', 'read_params', 'write_params', 'inference_jobs', 'infer', 'plot_timeline']
 
 # %% ../nbs/12_infer.ipynb #247e3d4b
 def load_trained(path, device="cpu") -> tuple[TDEED, Config]:
@@ -37,6 +37,7 @@ def load_trained(path, device="cpu") -> tuple[TDEED, Config]:
     if not isinstance(ck, dict) or "model" not in ck or "config" not in ck:
         raise InputError(path, "checkpoint", "a dudek training checkpoint (model and config)")
     cfg = Config.from_dict(ck["config"], str(path))
+    if isinstance(ck["model"], dict): check_finite(ck["model"], path)
     model = build_model(cfg, pretrained="")
     meta = ck.get("meta") if isinstance(ck.get("meta"), dict) else {}
     try:
@@ -141,18 +142,28 @@ def match_scores(model: nn.Module, video, cfg: Config, device="cpu", tta: str = 
     workers = cfg.data.num_workers if workers is None else workers
     bar = _progress(len(clips.starts), f"{Path(video).name}", progress)
     model.eval()
-    for batch in stream_batches(clips, workers):
-        frames = batch["frames"].to(device, non_blocking=True)
-        with torch.autocast(device.type, enabled=amp):
-            out = model(frames)
-            mirrored = model(frames.flip(-1)) if tta == "flip" else None
-        if on_batch is not None: on_batch(out, batch["start"])
-        probs = clip_scores(out)
-        if mirrored is not None: probs = (probs + unmirror_scores(clip_scores(mirrored), codec)) / 2
-        for s, p in zip(batch["start"].tolist(), probs): agg.add(s, p)
-        if bar is not None: bar.update(len(probs))
-    if bar is not None: bar.close()
+    try:
+        for batch in stream_batches(clips, workers):
+            frames = batch["frames"].to(device, non_blocking=True)
+            with torch.autocast(device.type, enabled=amp):
+                out = model(frames)
+                mirrored = model(frames.flip(-1)) if tta == "flip" else None
+            check_outputs(video, batch["start"], out, mirrored)
+            if on_batch is not None: on_batch(out, batch["start"])
+            probs = clip_scores(out)
+            if mirrored is not None: probs = (probs + unmirror_scores(clip_scores(mirrored), codec)) / 2
+            for s, p in zip(batch["start"].tolist(), probs): agg.add(s, p)
+            if bar is not None: bar.update(len(probs))
+    finally:
+        if bar is not None: bar.close()  # (also on an error: its line is cleared, so the error's one line stands alone)
     return agg.scores()
+
+def check_outputs(video, starts, *outs) -> None:
+    "An `InputError` naming `video` and the clip when a model output holds NaN or infinity (finite weights can still overflow)."
+    for out in [o for o in outs if o is not None]:
+        for k, v in out.items():
+            if torch.is_tensor(v) and not torch.isfinite(v).all():
+                raise InputError(video, k, f"finite model outputs, got NaN or infinity in the clip from sampled frame {int(starts[0])}")
 
 def _progress(total: int, desc: str, on: bool):
     if not on: return None
@@ -163,6 +174,7 @@ def _progress(total: int, desc: str, on: bool):
 def evaluate_games(model: nn.Module, games: Sequence[Game], cfg: Config, codec: Codec, device="cpu", cache_dir=None,
                    per_label: bool = False, loss_fn: Callable | None = None) -> dict:
     "Team-mAP@1 and mAP@1 of `model` on whole labelled `games` (`per_label`: the APs per label), and the mean clip loss under `loss_fn`."
+    # `codec` makes the targets of the loss; the scores of both ball heads are label x team columns (`clip_scores`)
     ball, post = codec.labels == BALL_LABELS, cfg.post
     losses, events, detections = [], [], []
     for i, game in enumerate(games):
@@ -175,7 +187,7 @@ def evaluate_games(model: nn.Module, games: Sequence[Game], cfg: Config, codec: 
                 target = {k: t[idx].to(out["displacement"].device) for k, t in zip(("target_class", "displacement", "team"), targets)}
                 total[0] += float(loss_fn(out, target, cfg.train)["loss"]) * len(idx); total[1] += len(idx)
             scores = match_scores(model, v.path, cfg, device, "flip" if post.flip_tta else "", cache_dir=cache_dir,
-                                  on_batch=clip_loss if loss_fn else None, codec=codec)
+                                  on_batch=clip_loss if loss_fn else None, codec=MERGED if ball else codec)
             if loss_fn: losses.append((total[0] / max(total[1], 1), n))
             if ball:
                 nms = postprocess_scores(scores, cfg.data.stride, post.nms_window, post.nms_threshold, post.nms_per_team)
@@ -190,44 +202,75 @@ def evaluate_games(model: nn.Module, games: Sequence[Game], cfg: Config, codec: 
 
 # %% ../nbs/12_infer.ipynb #998b8d7e
 RAW_FILE = "raw_scores.npz"  # per game folder under --raw
+NMS_FIELDS = ("nms_window", "nms_threshold", "nms_per_team")  # what a params file and a raw file's `post` carry
 
-def save_raw(path, scores: np.ndarray, stride: int, n_frames: int, source: str = "") -> Path:
-    "Write a video's per-frame scores `(n_sampled, 25)` with their stride and frame count, compressed and atomically."
+def nms_fields(post: PostConfig) -> dict:
+    "The Soft-NMS fields of `post` (the rest of post-processing, the test-time flip, belongs to the checkpoint and `--tta`)."
+    return {k: getattr(post, k) for k in NMS_FIELDS}
+
+def nms_post(d: dict, source, post: PostConfig | None = None) -> PostConfig:
+    "`post` (default: the defaults) with the Soft-NMS fields of `d`, each checked; an old file's `flip_tta` is ignored, any other key is an error."
+    cfg = Config(post=PostConfig(**asdict(post)) if post else PostConfig())
+    for k, v in d.items():
+        if k == "flip_tta": continue  # written by older tuners: never let a params file turn the checkpoint's flip off
+        if k not in NMS_FIELDS: raise InputError(source, f"post.{k}", f"a Soft-NMS field, one of {', '.join(NMS_FIELDS)}")
+        set_field(cfg, f"post.{k}", v, str(source))
+    return cfg.post
+
+def save_raw(path, scores: np.ndarray, stride: int, n_frames: int, source: str = "", post: PostConfig | None = None,
+             profile: str = "") -> Path:
+    "Write a video's per-frame scores `(n_sampled, 25)` with their stride and frame count, and the Soft-NMS `post` and `profile` of the checkpoint that made them, compressed and atomically."
+    made_by = {} if post is None else {"post": np.str_(json.dumps(nms_fields(post))), "profile": np.str_(profile)}
     with atomic_path(path) as tmp_path:
         with open(tmp_path, "wb") as fh:
             np.savez_compressed(fh, scores=np.asarray(scores, np.float32), stride=np.int64(stride), n_frames=np.int64(n_frames),
-                                source=np.str_(source))
+                                source=np.str_(source), **made_by)
     return Path(path)
 
+def _scalar(raw: dict, k: str, kind: str, path):
+    "Field `k` of a loaded npz: one value of numpy kind `kind` ('i' integer, 'U' text)."
+    a = raw[k]
+    if not isinstance(a, np.ndarray) or a.shape != () or a.dtype.kind != kind:
+        raise InputError(path, k, f"one {'integer' if kind == 'i' else 'text'} value, as dudek infer --raw writes")
+    return a.item()
+
 def load_raw(path) -> dict:
-    "`{scores, stride, n_frames, source}` of a raw-scores file, every field checked."
+    "`{scores, stride, n_frames, source, post, profile}` of a raw-scores file, every field checked (`post`, `profile`: None in a file written before they were recorded)."
     path = Path(path)
     try:
         with np.load(path) as z: raw = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError) as e: raise InputError(path, "raw scores", f"a readable {RAW_FILE} ({type(e).__name__}: {e})") from None
+    except Exception as e:  # truncated or corrupt: BadZipFile, EOFError, zlib.error, a bad header, ... all mean one thing
+        raise InputError(path, "raw scores", f"a readable {RAW_FILE} written by dudek infer --raw ({type(e).__name__}: {e})") from None
     for k in ("scores", "stride", "n_frames"):
         if k not in raw: raise InputError(path, k, f"an array of a {RAW_FILE} written by dudek infer --raw")
-    s, stride = raw["scores"], int(raw["stride"])
-    if s.ndim != 2 or s.shape[1] != MERGED.n_classes or not np.isfinite(s).all() or s.min() < 0 or s.max() > 1 + 1e-4:
-        raise InputError(path, "scores", f"finite scores in [0, 1] of shape (frames, {MERGED.n_classes}), got {s.shape}")
-    if stride < 1 or len(s) != sampled_length(int(raw["n_frames"]), stride):
-        raise InputError(path, "n_frames", f"{len(s)} sampled frames at stride {stride}, got n_frames {int(raw['n_frames'])}")
-    return {"scores": s, "stride": stride, "n_frames": int(raw["n_frames"]), "source": str(raw.get("source", ""))}
+    s, stride, n_frames = raw["scores"], _scalar(raw, "stride", "i", path), _scalar(raw, "n_frames", "i", path)
+    if (not isinstance(s, np.ndarray) or s.dtype.kind != "f" or s.ndim != 2 or s.shape[1] != MERGED.n_classes or not np.isfinite(s).all()
+            or (s.size and (s.min() < 0 or s.max() > 1 + 1e-4))):
+        raise InputError(path, "scores", f"finite scores in [0, 1] of shape (frames, {MERGED.n_classes}), got {getattr(s, 'shape', type(s).__name__)}")
+    if stride < 1 or len(s) != sampled_length(n_frames, stride):
+        raise InputError(path, "n_frames", f"{len(s)} sampled frames at stride {stride}, got n_frames {n_frames}")
+    post = profile = None
+    if "post" in raw or "profile" in raw:  # recorded since the tuner's default became the checkpoint's own Soft-NMS
+        if "post" not in raw or "profile" not in raw: raise InputError(path, "post", "both post and profile (the checkpoint's), or neither")
+        try: d = json.loads(_scalar(raw, "post", "U", path))
+        except json.JSONDecodeError: d = None
+        if not isinstance(d, dict): raise InputError(path, "post", "a JSON object of the checkpoint's Soft-NMS fields")
+        post, profile = nms_post(d, path), _scalar(raw, "profile", "U", path)
+        set_field(Config(), "profile", profile, str(path))  # a known profile
+    return {"scores": s, "stride": stride, "n_frames": n_frames, "source": str(raw.get("source", "")), "post": post, "profile": profile}
 
 def read_params(path, post: PostConfig | None = None) -> PostConfig:
-    "The Soft-NMS parameters of JSON file `path` over `post` (default: the defaults), every field checked."
+    "`post` (default: the defaults) with the Soft-NMS parameters of JSON file `path`: nms_window, nms_threshold, nms_per_team, each checked; the rest of `post` (its flip_tta) stays."
     path = Path(path)
     try: d = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e: raise InputError(path, "params", f"a readable JSON file ({e})") from None
     d = d.get("post", d) if isinstance(d, dict) else d  # the tuner's file: {"post": {...}, "team_map": ..., ...}
-    if not isinstance(d, dict): raise InputError(path, "post", "a JSON object of post-processing fields, e.g. {\"nms_window\": 34}")
-    cfg = Config(post=PostConfig(**asdict(post)) if post else PostConfig())
-    for k, v in d.items(): set_field(cfg, f"post.{k}", v, str(path))
-    return cfg.post
+    if not isinstance(d, dict): raise InputError(path, "post", "a JSON object of Soft-NMS fields, e.g. {\"nms_window\": 34}")
+    return nms_post(d, path, post)
 
 def write_params(path, post: PostConfig, extra: dict | None = None) -> Path:
-    "Write Soft-NMS parameters as JSON: `post`'s fields under the key 'post', and `extra` beside (e.g. the score that chose them)."
-    return atomic_write(path, json.dumps({"post": asdict(post), **(extra or {})}, indent=1) + "\n")
+    "Write Soft-NMS parameters as JSON: `post`'s Soft-NMS fields under the key 'post', and `extra` beside (e.g. the score that chose them)."
+    return atomic_write(path, json.dumps({"post": nms_fields(post), **(extra or {})}, indent=1) + "\n")
 
 # %% ../nbs/12_infer.ipynb #1cf7e302
 def inference_jobs(source, out) -> tuple[list[tuple[str, Path, Path, str]], bool]:
@@ -266,7 +309,7 @@ def infer(source, checkpoint, out, tta: str | None = None, raw=None, params=None
     for rel, video, result, folder in jobs:
         info = video_info(video)
         scores = match_scores(model, video, cfg, device, tta, batch_size, workers, progress=progress)
-        if raw is not None: save_raw(safe_join(raw, folder, RAW_FILE, source="game"), scores, cfg.data.stride, info.grid_frames, rel)
+        if raw is not None: save_raw(safe_join(raw, folder, RAW_FILE, source="game"), scores, cfg.data.stride, info.grid_frames, rel, cfg.post, cfg.profile)
         nms = postprocess_scores(scores, cfg.data.stride, post.nms_window, post.nms_threshold, post.nms_per_team)
         preds = scores_to_predictions(nms, cfg.data.stride, rel)
         written.append(str(write_predictions(result, preds)))

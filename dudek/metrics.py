@@ -6,6 +6,7 @@
 from __future__ import annotations
 import contextlib, io, math, warnings
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numba
@@ -17,11 +18,11 @@ from .annotations import (BallLabels, Prediction, Predictions, position_to_frame
                                read_ball_labels)
 
 # %% auto #0
-__all__ = ['FPS', 'THRESHOLDS', 'RECALL_LEVELS', 'N_TEAM_COLUMNS', 'MISSING', 'n_rows', 'team_column', 'Spots', 'scored_half',
-           'event_spots', 'detection_spots', 'cells', 'compiled', 'match_cells', 'threshold_curves', 'precision_recall',
-           'average_precision', 'column_scores', 'team_weighted', 'SpottingScores', 'spotting_scores',
-           'official_scores', 'paired_spots', 'evaluate', 'json_ready', 'format_scores', 'simulate_predictions',
-           'plot_pr_curves']
+__all__ = ['FPS', 'THRESHOLDS', 'RECALL_LEVELS', 'N_TEAM_COLUMNS', 'MISSING', 'MAX_TOLERANCE', 'n_rows', 'team_column', 'Spots',
+           'scored_half', 'event_spots', 'detection_spots', 'cells', 'compiled', 'match_cells', 'threshold_curves',
+           'precision_recall', 'average_precision', 'column_scores', 'team_weighted', 'SpottingScores',
+           'spotting_scores', 'official_scores', 'paired_spots', 'evaluate', 'json_ready', 'format_scores',
+           'simulate_predictions', 'plot_pr_curves']
 
 # %% ../nbs/06_metrics.ipynb #258260d7
 FPS = 25  # Team-BAS videos are 25 fps; the scorer counts in these frames
@@ -75,7 +76,8 @@ def event_spots(labels: BallLabels, fps: float = FPS) -> Spots:
     anns = [a for a in labels.annotations if scored_half(a.game_time) == 1]
     if len(anns) < len(labels.annotations):
         halves = sorted({scored_half(a.game_time) for a in labels.annotations} - {1})
-        warnings.warn(f"{labels.url_local or 'a label file'}: {len(labels.annotations) - len(anns)} event(s) of half "
+        where = labels.path or f"the labels of {labels.url_local or 'a game'}"  # the file, where they were read from one
+        warnings.warn(f"{where}: {len(labels.annotations) - len(anns)} event(s) of half "
                       f"{', '.join(map(str, halves))} not scored (the official scorer reads half 1 only)", stacklevel=2)
     return Spots([position_to_frame(a.position, fps) for a in anns], [team_column(a.label, a.team) for a in anns],
                  [-1.0 if a.visibility == "not shown" else 1.0 for a in anns])
@@ -261,12 +263,23 @@ def official_scores(events: Sequence[Spots], detections: Sequence[Spots], tolera
 # %% ../nbs/06_metrics.ipynb #f8b57481
 MISSING = ("error", "empty", "skip")
 
-def _pair(rel: str, available: dict) -> str | None:
-    "The key of `available` naming the same game as `rel` (equal, or one a path suffix of the other)."
-    if rel in available: return rel
-    hits = [k for k in available if k and (rel.endswith("/" + k) or k.endswith("/" + rel))]
-    if len(hits) > 1: raise InputError(rel, "predictions", f"one results_spotting.json for this game, found {hits}")
-    return hits[0] if hits else None
+MAX_TOLERANCE = 60  # seconds: the official scorer's widest tolerance (its loose mAP averages 5, 10, ... 60 s)
+
+def _without_first(rel: str) -> str | None:
+    "`rel` without its first folder (`train/league/season/game` -> `league/season/game`), None if it has one part."
+    return rel.split("/", 1)[1] if "/" in rel else None
+
+def _pairs(rels: Sequence[str], available: dict, source) -> dict[str, str]:
+    "`{game rel: key of available}`: the same path, else the game's path without its leading folder; each key serves one game."
+    out = {r: r for r in rels if r in available}
+    claims: dict[str, list] = {}
+    for r in rels:
+        k = _without_first(r)
+        if r not in out and k in available and k not in out.values(): claims.setdefault(k, []).append(r)
+    for k, rs in claims.items():
+        if len(rs) > 1: raise InputError(source, k, f"predictions of one game, but they would be scored for {len(rs)} games: {rs}")
+        out[rs[0]] = k
+    return out
 
 def paired_spots(labels_root, predictions, games: Sequence[str] | None = None, missing: str = "error") -> tuple[list, list, dict]:
     "Events and detections of every labelled game under `labels_root` with its predictions (a folder or zip), and which were paired."
@@ -277,10 +290,15 @@ def paired_spots(labels_root, predictions, games: Sequence[str] | None = None, m
         if unknown: raise InputError(labels_root, "games", f"labelled games under the root, unknown: {unknown}")
         label_games = [g for g in label_games if g.rel in set(games)]
     if not label_games: raise InputError(labels_root, "games", "at least one game folder with a Labels-ball.json")
-    available = read_submission(predictions)
+    available = {k or ".": v for k, v in read_submission(predictions).items()}  # (a zip's top level is ".", as a folder's)
+    rels = [g.rel for g in label_games]
+    pairs = _pairs(rels, available, predictions)
+    if not Path(predictions).is_dir() and len({k.split("/")[0] for k in available}) == 1 and all("/" in k for k in available):
+        inner = {k.split("/", 1)[1]: v for k, v in available.items()}  # a zip of a folder: all under one folder
+        if len(inner_pairs := _pairs(rels, inner, predictions)) > len(pairs): available, pairs = inner, inner_pairs
     events, detections, scored, empty, used = [], [], [], [], set()
     for g in label_games:
-        key = _pair(g.rel, available)
+        key = pairs.get(g.rel)
         if key is None and missing == "error":
             raise InputError(predictions, g.rel, "a results_spotting.json for every labelled game (this one is missing)")
         if key is None and missing == "skip": continue
@@ -295,6 +313,8 @@ def paired_spots(labels_root, predictions, games: Sequence[str] | None = None, m
 def evaluate(labels_root, predictions, tolerance: int = 1, games: Sequence[str] | None = None,
              missing: str = "error") -> dict:
     "Team-mAP and mAP at `tolerance` of `predictions` (a folder or zip of results_spotting.json) against `labels_root`."
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, np.integer)) or not 1 <= tolerance <= MAX_TOLERANCE:
+        raise InputError("evaluate", "tolerance", f"a whole number of seconds in [1, {MAX_TOLERANCE}] (the official scorer's range), got {tolerance!r}")
     events, detections, info = paired_spots(labels_root, predictions, games, missing)
     return {**spotting_scores(events, detections, tolerance).summary(), **info}
 

@@ -19,9 +19,10 @@ from .config import Config, DataConfig, ModelConfig
 
 # %% auto #0
 __all__ = ['VISION_CHECKPOINT', 'create_backbone', 'check_pretrained', 'asset_path', 'normalise_frames', 'GatedShift',
-           'ShiftThen', 'add_temporal_shift', 'FrameEncoder', 'read_weights', 'load_weights', 'save_checkpoint',
-           'load_checkpoint', 'save_weights', 'long_kernel', 'ChannelAffine', 'SGPBranches', 'FeedForward', 'SGPBlock',
-           'SGPMixer', 'SGPEncoderDecoder', 'ClassHead', 'TDEED', 'build_model', 'count_parameters']
+           'ShiftThen', 'add_temporal_shift', 'FrameEncoder', 'read_weights', 'check_finite', 'load_weights',
+           'save_checkpoint', 'load_checkpoint', 'save_weights', 'long_kernel', 'ChannelAffine', 'SGPBranches',
+           'FeedForward', 'SGPBlock', 'SGPMixer', 'SGPEncoderDecoder', 'ClassHead', 'TDEED', 'build_model',
+           'count_parameters']
 
 # %% ../nbs/09_model.ipynb #9c844ce7
 def _config_error(field: str, expected: str) -> InputError:
@@ -213,9 +214,15 @@ def read_weights(path) -> dict[str, torch.Tensor]:
         raise InputError(path, "weights", "a state dict (a mapping of names to tensors)")
     return sd
 
+def check_finite(sd: dict, source) -> dict:
+    "`sd`, unless one of its floating-point tensors holds NaN or infinity (then an `InputError` naming `source` and the tensor)."
+    bad = next((k for k, v in sd.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad is not None: raise InputError(source, bad, "finite weights (this tensor holds NaN or infinity)")
+    return sd
+
 def load_weights(module: nn.Module, source, prefix: str = "") -> nn.Module:
-    "Load a state dict (or a file, see `read_weights`) into `module`, strictly; `prefix` selects and strips a part."
-    sd = read_weights(source) if not isinstance(source, dict) else source
+    "Load a state dict (or a file, see `read_weights`) into `module`, strictly and only if finite; `prefix` selects and strips a part."
+    sd = check_finite(read_weights(source) if not isinstance(source, dict) else source, source if not isinstance(source, dict) else "state dict")
     if prefix: sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
     own = module.state_dict()
     missing, unexpected = [k for k in own if k not in sd], [k for k in sd if k not in own]

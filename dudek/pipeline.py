@@ -21,11 +21,12 @@ from .dataset import split_games
 from .infer import plot_timeline
 
 # %% auto #0
-__all__ = ['SIZES', 'BUDGET_S', 'ABLATION_SIZES', 'LESSONS', 'STAGE_SCRATCH', 'KERNEL_LOGS', 'CHATTY', 'STATE', 'TEAM_OUTCOMES',
-           'SPLITS', 'BALL_TASK', 'SOCCERNET_REPOS', 'Stage', 'course_notebooks', 'run_sizes', 'ablation_sizes',
-           'link_games', 'split_views', 'plan', 'StageError', 'run_stage', 'read_state', 'same_request', 'start_run',
-           'reproduce', 'test_scores', 'run_metrics', 'headline', 'plot_label_bars', 'team_errors', 'plot_team_errors',
-           'plot_pr', 'report_markdown', 'markdown_html', 'write_report', 'unpack', 'download']
+__all__ = ['SIZES', 'BUDGET_S', 'MAX_COUNT', 'ABLATION_SIZES', 'LESSONS', 'STAGE_SCRATCH', 'KERNEL_LOGS', 'CHATTY', 'STATE',
+           'TEAM_OUTCOMES', 'SPLITS', 'BALL_TASK', 'SOCCERNET_REPOS', 'Stage', 'course_notebooks', 'run_sizes',
+           'ablation_sizes', 'link_games', 'split_views', 'plan', 'StageError', 'run_stage', 'read_state',
+           'same_request', 'start_run', 'reproduce', 'test_scores', 'run_metrics', 'headline', 'plot_label_bars',
+           'team_errors', 'plot_team_errors', 'plot_pr', 'report_markdown', 'markdown_html', 'write_report', 'unpack',
+           'download']
 
 # %% ../nbs/14_report.ipynb #5f3469f7
 @dataclass
@@ -75,9 +76,13 @@ BUDGET_S: dict[str, dict[str, float]] = {  # seconds per stage of the `tiny` pro
              "tune": 15, "infer-test": 55, "score": 9, "report": 20, "90_cli": 10, "index": 2,
              "ablations": 4000}}  # (--ablations, its own sizes below: 3,950 s measured on 2026-12-04, 2 seeds; the issue allows 100 min)
 
+MAX_COUNT = 10 ** 8  # the most epochs, clips, trials or games a size may ask for: a number past it is a typo, refused before any work
+
 def _count(option: str, key: str, value, low: int) -> int:
-    if isinstance(value, str) and value.isdigit(): value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or value < low: raise InputError(option, key, f"a whole number >= {low}, got {value!r}")
+    if isinstance(value, str) and value.isdigit() and len(value) < 20: value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= MAX_COUNT:
+        got = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:20]}... ({len(repr(value))} characters)"
+        raise InputError(option, key, f"a whole number in [{low}, {MAX_COUNT}], got {got}")
     return value
 
 def run_sizes(profile: str, sizes: dict | None = None) -> dict:

@@ -22,7 +22,7 @@ from .labels import get_codec
 from .annotations import Game, find_games
 from .metrics import json_ready
 from .augment import ClipAugment, mixup, soft_cross_entropy, team_distribution
-from .model import ClassHead, FrameEncoder, TDEED, build_model, load_checkpoint, save_checkpoint
+from .model import ClassHead, FrameEncoder, TDEED, build_model, check_finite, load_checkpoint, save_checkpoint
 from .infer import evaluate_games, load_trained
 from .dataset import ClipDataset, VisionFrames, game_videos, split_games
 
@@ -31,8 +31,8 @@ __all__ = ['STAGES', 'STAGE_DEFAULTS', 'VISION_DEFAULTS', 'VISION_VAL_CLIPS', 'V
            'classification_loss', 'team_loss', 'spotting_loss', 'make_optimizer', 'lr_factor', 'make_scheduler',
            'ModelEMA', 'rng_state', 'set_rng_state', 'seed_everything', 'DistInfo', 'init_distributed',
            'finish_distributed', 'ShardSampler', 'write_metrics', 'read_metrics', 'Task', 'quiet_default', 'to_device',
-           'model_state', 'fit', 'load_init', 'MixedClips', 'JointTDEED', 'joint_loss', 'stage_config', 'train_stage',
-           'VisionTask', 'vision_tasks', 'VisionNet', 'vision_loss', 'vision_metrics', 'export_backbone',
+           'check_step', 'model_state', 'fit', 'load_init', 'MixedClips', 'JointTDEED', 'joint_loss', 'stage_config',
+           'train_stage', 'VisionTask', 'vision_tasks', 'VisionNet', 'vision_loss', 'vision_metrics', 'export_backbone',
            'vision_overrides', 'train_vision']
 
 # %% ../nbs/11_train.ipynb #b02c7844
@@ -228,6 +228,12 @@ def _reduce_sums(sums: dict, info: DistInfo, device) -> dict:
     dist.all_reduce(t)
     return dict(zip(keys, t.tolist()))
 
+def check_step(parts: dict, run, epoch: int, step: int) -> None:
+    "Stop the run with one line when a loss of this step is NaN or infinite (its checkpoints stay those of the last good epoch)."
+    bad = {k: float(v.detach()) for k, v in parts.items() if not math.isfinite(float(v.detach()))}
+    if bad: raise InputError(run, f"{', '.join(bad)} at epoch {epoch + 1}, step {step + 1}",
+                             f"a finite loss, got {bad} (the training diverged: lower train.lr, or check the inputs)")
+
 def model_state(model: nn.Module) -> dict:
     "The state dict of `model` (unwrapped from DDP), on the CPU."
     model = getattr(model, "module", model)
@@ -258,7 +264,7 @@ def fit(model: nn.Module, train_set: Dataset, task: Task, run, cfg: Config, resu
         ck = load_checkpoint(run / "last.pt", map_location=device)
         if None not in (own_id, ck.get("run_id")) and ck["run_id"] != own_id:
             raise InputError(run / "last.pt", "run_id", "a checkpoint of this run (it is another run's)")
-        try: model.load_state_dict(ck["model"]); opt.load_state_dict(ck["optimizer"]); sched.load_state_dict(ck["scheduler"])
+        try: model.load_state_dict(check_finite(ck["model"], run / "last.pt")); opt.load_state_dict(ck["optimizer"]); sched.load_state_dict(ck["scheduler"])
         except (KeyError, RuntimeError, ValueError) as e:
             raise InputError(run / "last.pt", "model", f"the training state of this stage's model ({type(e).__name__})") from None
         scaler.load_state_dict(ck["scaler"])
@@ -301,6 +307,7 @@ def fit(model: nn.Module, train_set: Dataset, task: Task, run, cfg: Config, resu
                 parts = task.loss(net, batch)
             opt.zero_grad(set_to_none=True)
             scaler.scale(parts["loss"]).backward()
+            check_step(parts, run, epoch, pos["step"])
             if tcfg.grad_clip > 0:
                 scaler.unscale_(opt)
                 nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
@@ -327,6 +334,7 @@ def fit(model: nn.Module, train_set: Dataset, task: Task, run, cfg: Config, resu
         record = {"epoch": epoch + 1, "step": (epoch + 1) * n_batches, "lr": opt.param_groups[0]["lr"],
                   **{("train_loss" if k == "loss" else f"train_{k}"): v / n for k, v in tot.items()
                      if k not in ("steps", "seconds", "data_seconds")}}
+        check_finite(model_state(model), f"{run} (epoch {epoch + 1})")  # a NaN the loss did not show (the last step's update) stops here
         if task.validate is not None and info.main:
             model.eval()
             t_val = time.perf_counter()
@@ -363,6 +371,7 @@ def load_init(model: nn.Module, path) -> dict:
     ck = load_checkpoint(path)
     sd = ck.get("model", ck) if isinstance(ck, dict) else None
     if not isinstance(sd, dict) or not sd: raise InputError(path, "model", "a checkpoint holding a model state dict")
+    check_finite(sd, path)
     own = model.state_dict()
     same_head = ck.get("config", {}).get("model", {}).get("head") == getattr(model, "head", None)
     take = {k: v for k, v in sd.items() if k in own and own[k].shape == v.shape and (same_head or not k.startswith("class_head."))}
@@ -473,6 +482,7 @@ def train_stage(stage: str, run, data=None, old_data=None, profile: str = "tiny"
         return summary
     if from_scratch:  # recompute the vision stage instead of using the shipped one
         cfg.model.pretrained = str(run / "vision" / "backbone.pt")
+    if init is not None: load_init(build_model(cfg, pretrained=""), init)  # a bad --init fails before the run folder exists
     if info.main: make_run_dir(run, cfg, resume)
     if from_scratch and not (run / "vision" / "backbone.pt").exists():
         vision_cfg = stage_config("vision", profile, {k: v for k, v in vision_overrides(overrides).items()}, cfg.data.root)

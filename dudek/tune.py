@@ -4,37 +4,43 @@
 
 # %% ../nbs/13_tune.ipynb #9726af01
 from __future__ import annotations
-import math, os, socket, warnings
-from dataclasses import asdict, dataclass
+import math, os, random, signal, socket, threading, time, warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import optuna
+from sqlalchemy import exc as sa_exc
 
 from .files import InputError, check_writable
-from .config import PostConfig
+from .config import PostConfig, get_config
 from .labels import BALL_LABELS, MERGED
 from .annotations import Annotation, BallLabels, find_games, frame_to_position, game_time_of, write_ball_labels
 from .metrics import Spots, event_spots, json_ready, spotting_scores
 from .postprocess import postprocess_scores, scores_to_spots, simulate_scores
-from .infer import RAW_FILE, load_raw, save_raw, write_params
+from .infer import RAW_FILE, load_raw, nms_fields, save_raw, write_params
 
 # %% auto #0
-__all__ = ['SPACE', 'TuningGame', 'tuning_games', 'simulated_games', 'score_post', 'suggest_post', 'objective', 'open_storage',
-           'open_study', 'finished', 'tune']
+__all__ = ['SPACE', 'TuningGame', 'tuning_games', 'default_post', 'simulated_games', 'score_post', 'suggest_post', 'in_space',
+           'objective', 'open_storage', 'open_study', 'finished', 'optimize', 'tune']
 
 # %% ../nbs/13_tune.ipynb #ec570e51
 @dataclass
 class TuningGame:
-    "A game's saved per-frame scores and its labels, as the scorer sees them."
+    "A game's saved per-frame scores and its labels, as the scorer sees them, and the post-processing of the checkpoint that made the scores."
     rel: str
     scores: np.ndarray  # (n_sampled, 25)
     stride: int
     events: Spots
+    post: PostConfig | None = None  # the checkpoint's Soft-NMS (None: a raw file written before it was recorded)
+    profile: str | None = None  # the checkpoint's profile
+
+def _made_by(g: TuningGame) -> str:
+    return "no post-processing recorded" if g.post is None else f"{nms_fields(g.post)}, profile {g.profile}"
 
 def tuning_games(raw, labels) -> list[TuningGame]:
-    "Every labelled ball game under `labels` with its `raw_scores.npz` under `raw` (same relative path)."
+    "Every labelled ball game under `labels` with its `raw_scores.npz` under `raw` (same relative path), all scored by one checkpoint."
     raw = Path(raw)
     games = [g for g in find_games(labels, kind="ball") if g.labels is not None]
     if not games: raise InputError(labels, "labels", "a folder of ball games with Labels-ball.json")
@@ -43,12 +49,20 @@ def tuning_games(raw, labels) -> list[TuningGame]:
         path = raw / g.rel / RAW_FILE
         if not path.is_file(): raise InputError(path, "raw scores", f"the scores of {g.rel} (run dudek infer ... --raw {raw} on these games)")
         r = load_raw(path)
-        out.append(TuningGame(g.rel, r["scores"], r["stride"], event_spots(g.read_labels())))
+        game = TuningGame(g.rel, r["scores"], r["stride"], event_spots(g.read_labels()), r["post"], r["profile"])
+        if out and _made_by(game) != _made_by(out[0]):
+            raise InputError(path, "post", f"the post-processing of the checkpoint that scored {out[0].rel} ({_made_by(out[0])}), "
+                                           f"got {_made_by(game)} (scores of different checkpoints: tune one at a time)")
+        out.append(game)
     return out
+
+def default_post(games: Sequence[TuningGame]) -> tuple[PostConfig, str | None]:
+    "What tuning must beat: the Soft-NMS of the checkpoint that made `games`' scores and its profile; the tiny defaults and None for raw files from before dudek recorded them."
+    return (games[0].post, games[0].profile) if games and games[0].post is not None else (PostConfig(), None)
 
 # %% ../nbs/13_tune.ipynb #ec9a70cd
 def simulated_games(root, n_games: int, minutes: float = 10.0, stride: int = 2, first_seed: int = 0) -> tuple[Path, Path]:
-    "Label files and raw scores of `n_games` simulated games (scores shaped like a model's around exactly their events) under `root/labels` and `root/raw`."
+    "Label files and raw scores of `n_games` simulated games (scores shaped like a model's around exactly their events) under `root/labels` and `root/raw`, as if made by a `tiny` checkpoint."
     for k in range(n_games):
         n = int(minutes * 60 * 25 / stride)
         cols, events = simulate_scores(n, int(minutes * 14), seed=first_seed + k)
@@ -59,7 +73,7 @@ def simulated_games(root, n_games: int, minutes: float = 10.0, stride: int = 2, 
             (label, team), position = MERGED.decode(c + 1), frame_to_position(f * stride)
             anns.append(Annotation(game_time_of(position), label, position, team))
         write_ball_labels(Path(root) / "labels" / rel / "Labels-ball.json", BallLabels(rel, None, anns))
-        save_raw(Path(root) / "raw" / rel / "raw_scores.npz", scores, stride, n * stride, rel)
+        save_raw(Path(root) / "raw" / rel / "raw_scores.npz", scores, stride, n * stride, rel, PostConfig(), "tiny")  # as a tiny checkpoint would
     return Path(root) / "raw", Path(root) / "labels"
 
 
@@ -83,6 +97,10 @@ def suggest_post(trial: optuna.Trial) -> PostConfig:
                       nms_threshold=trial.suggest_float("nms_threshold", *SPACE["nms_threshold"], log=True),
                       nms_per_team=trial.suggest_categorical("nms_per_team", [True, False]))
 
+def in_space(post: PostConfig) -> bool:
+    "Whether the study can propose `post` (a first trial outside `SPACE` is not one Optuna accepts)."
+    return all(lo <= getattr(post, k) <= hi for k, (lo, hi) in SPACE.items())
+
 def objective(games: Sequence[TuningGame]):
     "The study's objective over `games`: Team-mAP@1 (over the labels present) of a trial's parameters."
     def f(trial: optuna.Trial) -> float:
@@ -92,28 +110,54 @@ def objective(games: Sequence[TuningGame]):
         return s["team_map_present"]
     return f
 
+_RACES = ("already exists", "database is locked", "UNIQUE constraint")
+
+def _again(fn, tries: int = 20):
+    "`fn()`, tried again after a short random wait while it meets another process creating the same storage or study at the same instant."
+    for k in range(tries):
+        try: return fn()
+        except (sa_exc.OperationalError, sa_exc.IntegrityError, optuna.exceptions.StorageInternalError) as e:
+            if k == tries - 1 or not any(r in f"{e} {e.__cause__}" for r in _RACES): raise
+            time.sleep(random.uniform(0.05, 0.3))
+
+def _storage_file(storage: str, path: Path) -> Path:
+    "The file of a local storage, its folder made: or one line, before any trial, that says why it cannot be."
+    try: path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise InputError(storage, "--storage", f"a file in a folder that can be made ({path.parent}: {e.strerror or e})") from None
+    return check_writable(path, "--storage")
+
 def open_storage(storage: str):
     "An Optuna storage from a URL (`sqlite:///...`, `postgresql://...`) or `journal:<file>` (several local processes)."
     if storage.startswith("journal:"):
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
-        path = Path(storage[len("journal:"):])
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path = _storage_file(storage, Path(storage[len("journal:"):]))
+        try: open(path, "ab").close()
+        except OSError as e: raise InputError(storage, "--storage", f"a journal file that can be written ({e.strerror or e})") from None
         return JournalStorage(JournalFileBackend(str(path)))
-    if storage.startswith("sqlite:///"): Path(storage[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-    try: return optuna.storages.RDBStorage(storage)
+    if storage.startswith("sqlite:///"): _storage_file(storage, Path(storage[len("sqlite:///"):]))
+    try: return _again(lambda: optuna.storages.RDBStorage(storage))  # two processes making the same new file: both get it
     except Exception as e: raise InputError(storage, "--storage", f"sqlite:///FILE, journal:FILE or a database URL ({type(e).__name__}: {e})") from None
 
-def open_study(storage: str, name: str = "soft-nms", seed: int = 0) -> optuna.Study:
-    "The study `name` in `storage` (created if new, its first trial the defaults), maximising, its TPE sampler seeded by `seed` + the trials it holds."
+def _create(store, name: str) -> bool:
+    "Create study `name` in `store` unless it exists; whether this call created it."
+    try: store.create_new_study([optuna.study.StudyDirection.MAXIMIZE], name)
+    except optuna.exceptions.DuplicatedStudyError: return False  # another process was first, or a rerun
+    return True
+
+def open_study(storage: str, name: str = "soft-nms", seed: int = 0, first: Sequence[PostConfig] = (PostConfig(),)) -> optuna.Study:
+    "The study `name` in `storage`, maximising, created if new with `first` as its first trials; its TPE sampler seeded by `seed` + the trials it holds."
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         store = open_storage(storage)
-        n = len(optuna.load_study(study_name=name, storage=store).trials) if name in optuna.get_all_study_names(store) else 0
-        study = optuna.create_study(study_name=name, storage=store, direction="maximize", load_if_exists=True,
-                                    sampler=optuna.samplers.TPESampler(seed=seed + n))
-    if n == 0: study.enqueue_trial({k: getattr(PostConfig(), k) for k in ("nms_window", "nms_threshold", "nms_per_team")})
+        created = _again(lambda: _create(store, name))
+        study_id = store.get_study_id_from_name(name)
+        n = len(store.get_all_trials(study_id, deepcopy=False))
+        study = optuna.load_study(study_name=name, storage=store, sampler=optuna.samplers.TPESampler(seed=seed + n))
+        if created or n == 0:  # (n == 0: a creator stopped before it queued them)
+            for p in dict.fromkeys(tuple(nms_fields(p).items()) for p in first if in_space(p)):
+                study.enqueue_trial(dict(p), skip_if_exists=True)
     return study
 
 def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
@@ -121,6 +165,25 @@ def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
 
 # %% ../nbs/13_tune.ipynb #7743c36e
+def optimize(study: optuna.Study, games: Sequence[TuningGame], trials: int, timeout: float | None = None) -> None:
+    "Run trials until `study` holds `trials` finished ones. Ctrl-C lets the running trial finish, then raises `KeyboardInterrupt`: the study keeps every finished trial, and a rerun tops it up."
+    asked = []
+    def on_sigint(signum, frame):
+        asked.append(signum)
+        signal.signal(signal.SIGINT, previous)  # a second Ctrl-C interrupts at once
+    def stop_if_asked(study, trial):
+        if asked: study.stop()
+    main = threading.current_thread() is threading.main_thread()  # (signal handlers live in the main thread only)
+    if main: previous = signal.signal(signal.SIGINT, on_sigint) or signal.default_int_handler
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            enough = optuna.study.MaxTrialsCallback(trials, states=(optuna.trial.TrialState.COMPLETE,))
+            study.optimize(objective(games), timeout=timeout, callbacks=[enough, stop_if_asked])
+    finally:
+        if main: signal.signal(signal.SIGINT, previous)
+    if asked: raise KeyboardInterrupt
+
 def tune(raw, labels, out, trials: int = 100, storage: str | None = None, study: str = "soft-nms", seed: int = 0,
          timeout: float | None = None) -> dict:
     "Tune Soft-NMS on the saved scores `raw` of the labelled games `labels`; write the best parameters to `out` (JSON)."
@@ -128,18 +191,18 @@ def tune(raw, labels, out, trials: int = 100, storage: str | None = None, study:
     if trials < 1: raise InputError("option", "--trials", f"a number of trials >= 1, got {trials}")
     check_writable(out, "--out")  # now, not after the study
     games = tuning_games(raw, labels)
+    default, profile = default_post(games)
     storage = storage or f"sqlite:///{(out.parent / 'tune.db').resolve()}"
-    s = open_study(storage, study, seed)
-    if len(finished(s)) < trials:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            stop = optuna.study.MaxTrialsCallback(trials, states=(optuna.trial.TrialState.COMPLETE,))
-            s.optimize(objective(games), timeout=timeout, callbacks=[stop])
+    s = open_study(storage, study, seed, first=(get_config(profile or "tiny").post, default))  # the profile's, then the checkpoint's
+    if len(finished(s)) < trials: optimize(s, games, trials, timeout)
     best = s.best_trial
     post = PostConfig(nms_window=best.params["nms_window"], nms_threshold=best.params["nms_threshold"],
                       nms_per_team=best.params["nms_per_team"])
     summary = json_ready({"team_map_present": best.value, "team_map": best.user_attrs.get("team_map"), "map": best.user_attrs.get("map"),
-                          "default": score_post(games, PostConfig()), "trials": len(finished(s)), "best_trial": best.number,
+                          "default": score_post(games, default), "default_post": nms_fields(default),
+                          "default_from": f"the checkpoint's post-processing (profile {profile})" if profile else
+                                          "PostConfig()'s defaults: these raw scores do not record the checkpoint's (rerun dudek infer --raw)",
+                          "trials": len(finished(s)), "best_trial": best.number,
                           "games": [g.rel for g in games], "study": study, "storage": storage})  # NaN (a label absent) as null
     write_params(out, post, summary)
-    return {"post": asdict(post), **summary}
+    return {"post": nms_fields(post), **summary}

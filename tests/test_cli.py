@@ -53,6 +53,18 @@ def test_config_resolves_profile_and_overrides():
     (["synth", "out", "--games", "abc"], "--games"),  # typer's own checks: one line too, not a box
     (["synth", "out", "--bogus"], "--bogus"),
     (["synth"], "out"),
+    # numbers no run can use: refused before any work, never an overflow deep inside it
+    (["config", "--set", f"train.epochs={10 ** 30}"], "train.epochs"),
+    (["config", "--set", "seed=" + "9" * 5000], "seed"),  # longer than Python reads as an int
+    (["config", "--set", "post.nms_window=1e400"], "post.nms_window"),
+    (["synth", "out", "--games", str(10 ** 30)], "--games"),
+    (["synth", "out", "--seed", str(2 ** 64)], "--seed"),
+    (["tune", "--raw", "r", "--labels", "l", "--out", "p.json", "--trials", str(10 ** 30)], "--trials"),
+    (["train", "--stage", "finetune", "--data", "d", "--run", "r", "--checkpoint-steps", str(10 ** 30)], "--checkpoint-steps"),
+    (["infer", "v.mp4", "--checkpoint", "c.pt", "--out", "o.json", "--workers", str(10 ** 30)], "--workers"),
+    (["evaluate", "l", "p.zip", "--tolerance", str(10 ** 30)], "--tolerance"),
+    (["reproduce", "--data", "d", "--out", "o", "--seed", str(10 ** 30)], "--seed"),
+    (["reproduce", "--data", "d", "--out", "o", "--size", f"trials={10 ** 30}"], "trials"),
 ])
 def test_bad_option_is_one_line(args, names, tmp_path):
     (tmp_path / "plain").write_text("a file, not a folder")

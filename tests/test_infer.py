@@ -13,7 +13,9 @@ from dudek.annotations import find_games, read_predictions, read_submission
 from dudek.config import get_config
 from dudek.dataset import InferenceClips
 from dudek.files import InputError
-from dudek.infer import RAW_FILE, MatchClips, clip_scores, evaluate_games, infer, load_raw, match_scores, stream_batches, unmirror_scores
+from dudek.config import PostConfig
+from dudek.infer import (RAW_FILE, MatchClips, clip_scores, evaluate_games, infer, load_raw, match_scores, nms_fields,
+                         stream_batches, unmirror_scores, write_params)
 from dudek.labels import MERGED
 from dudek.model import build_model, save_checkpoint
 from dudek.postprocess import ClipAggregator
@@ -181,3 +183,40 @@ def test_a_decoder_failure_in_a_worker_arrives_as_its_line(games, checkpoint, wo
     assert next(batches)["frames"].shape[0] == 2  # the frames before the damage
     with pytest.raises(InputError) as e: list(batches)
     assert str(e.value) == f"{clips.path}: frame 40: a decodable frame (test: the decoder failed)"
+
+
+@pytest.fixture(scope="module")
+def flip_checkpoint(tmp_path_factory):
+    "An untrained small T-DEED whose configuration asks for the test-time flip and a Soft-NMS window of its own."
+    cfg = get_config(overrides={**SMALL, "post.flip_tta": True, "post.nms_window": 40})
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("flip-run") / "best.pt"
+    save_checkpoint(path, {"model": build_model(cfg, pretrained="").state_dict(), "config": cfg.to_dict(), "meta": {"stage": "finetune"}})
+    return path, cfg
+
+
+@pytest.mark.parametrize("written_by", ["this tuner", "an older tuner"])
+def test_params_keep_the_checkpoints_flip_and_raw_records_its_post(games, flip_checkpoint, tmp_path, written_by):
+    path, cfg = flip_checkpoint
+    params = tmp_path / "params.json"
+    if written_by == "this tuner": write_params(params, PostConfig(nms_window=60, nms_threshold=0.05), {"team_map": 0.1})
+    else: params.write_text(json.dumps({"post": {"nms_window": 60, "nms_threshold": 0.05, "nms_per_team": True, "flip_tta": False}}))
+    assert "flip_tta" not in json.loads(params.read_text())["post"] or written_by == "an older tuner"
+    r = dudek("infer", find_games(games)[0].path, "--checkpoint", path, "--out", tmp_path / "r.json", "--params", params,
+              "--raw", tmp_path / "raw", "--workers", "0", "--quiet")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary["tta"] == "flip" and summary["post"]["flip_tta"] is True  # the params file does not turn the flip off
+    assert summary["post"]["nms_window"] == 60 and summary["post"]["nms_threshold"] == 0.05
+    raw = load_raw(tmp_path / "raw" / RAW_FILE)
+    assert nms_fields(raw["post"]) == nms_fields(cfg.post) and raw["profile"] == "tiny"  # the checkpoint's own, for the tuner
+
+
+def test_params_with_a_key_that_is_not_soft_nms_is_one_line(games, flip_checkpoint, tmp_path):
+    path, _ = flip_checkpoint
+    (tmp_path / "p.json").write_text('{"post": {"nms_window": 30, "clip_len": 8}}')
+    r = dudek("infer", find_games(games)[0].path, "--checkpoint", path, "--out", tmp_path / "r.json", "--params", tmp_path / "p.json",
+              "--workers", "0", "--quiet")
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [f"error: {tmp_path / 'p.json'}: post.clip_len: "
+                                                                   "a Soft-NMS field, one of nms_window, nms_threshold, nms_per_team"], r.stderr
+    assert not (tmp_path / "r.json").exists()

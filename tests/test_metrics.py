@@ -266,3 +266,69 @@ def test_evaluate_runs_where_numba_cannot_write_its_cache(tmp_path):
                        capture_output=True, text=True, env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout.strip().splitlines()[-1])["map_at1"] > 0
+
+
+# ---------------------------------------------------------------- games and files as a user lays them out, through `dudek evaluate`
+
+def one_line_error(r, *says):
+    lines = [x for x in r.stderr.strip().splitlines() if not x.startswith("warning: ")]  # (the games' half-2 events are warned of)
+    assert r.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: "), (r.returncode, r.stderr[-2000:])
+    for s in says: assert s in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("layout", ["split folders", "a game and an older copy"])
+def test_a_prediction_file_is_scored_for_one_game_only(tmp_path, layout):
+    "Pairing by path suffix would score `x/s/g`'s predictions for every game whose path ends in `x/s/g`; by whole path it cannot."
+    label_files, objs = make_games(tmp_path / "one", n_games=1)
+    rel = "league/2024-2025/game 0"
+    labels = tmp_path / "labels"
+    homes = ["train", "valid"] if layout == "split folders" else ["", "old"]
+    for home in homes: write_ball_labels(labels / home / rel / "Labels-ball.json", read_labels_of(label_files[0]))
+    r = _cli(labels, tmp_path / "one" / "preds", "--json")
+    if layout == "split folders": one_line_error(r, "would be scored for 2 games", "train/" + rel, "valid/" + rel)
+    else:  # `league/...` has a file of its own; `old/league/...` has none, and is not given the other's
+        one_line_error(r, f"old/{rel}: a results_spotting.json for every labelled game")
+        r = _cli(labels, tmp_path / "one" / "preds", "--json", "--missing", "skip")
+        assert r.returncode == 0, r.stderr
+        res = json.loads(r.stdout.strip().splitlines()[-1])
+        assert res["games"] == [rel]
+        same(res["map_at1"], files_oracle(label_files, objs)["map"])
+
+
+def read_labels_of(path):
+    from dudek.annotations import read_ball_labels
+    return read_ball_labels(path)
+
+
+def test_linked_game_folders_are_scored_under_their_links_name(tmp_path):
+    label_files, objs = make_games(tmp_path / "store")
+    linked = tmp_path / "linked" / "league"
+    linked.mkdir(parents=True)
+    (linked / "2024-2025").symlink_to(tmp_path / "store" / "labels" / "train" / "league" / "2024-2025")  # a season that is a link
+    (tmp_path / "store" / "labels" / "train" / "league" / "2024-2025" / "game 0" / "up").symlink_to(tmp_path / "linked")  # a loop
+    r = _cli(tmp_path / "linked", tmp_path / "store" / "sub.zip", "--json")
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["games"] == ["league/2024-2025/game 0", "league/2024-2025/game 1"]  # none dropped
+    same(res["map_at1"], files_oracle(label_files, objs)["map"])
+    loops = [x for x in r.stderr.splitlines() if "a link back to" in x]
+    assert len(loops) == 1 and loops[0].startswith("warning: ") and "game 0/up" in loops[0], r.stderr
+
+
+def test_tolerance_runs_to_the_official_scorers_widest_and_no_further(tmp_path):
+    label_files, objs = make_games(tmp_path)
+    r = _cli(tmp_path / "labels", tmp_path / "sub.zip", "--json", "--tolerance", "60")
+    assert r.returncode == 0, r.stderr
+    same(json.loads(r.stdout.strip().splitlines()[-1])["map_at60"], files_oracle(label_files, objs, 60)["map"])
+    for bad in ("61", "0", "-3", str(10 ** 30), "1.5"):
+        one_line_error(_cli(tmp_path / "labels", tmp_path / "sub.zip", "--tolerance", bad), "--tolerance")
+    with pytest.raises(InputError, match=r"tolerance: a whole number of seconds in \[1, 60\]"): evaluate(tmp_path / "labels", tmp_path / "sub.zip", tolerance=1000)
+
+
+def test_warnings_are_one_line_and_name_the_label_file(tmp_path):
+    make_games(tmp_path)  # each game holds an event of half 2, which the official scorer does not read
+    r = _cli(tmp_path / "labels", tmp_path / "sub.zip")
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 2 and all(x.startswith("warning: ") and "Labels-ball.json: 1 event(s) of half 2 not scored" in x for x in lines), lines
+    assert "UserWarning" not in r.stderr and "UrlLocal" not in r.stderr and ".py:" not in r.stderr

@@ -8,7 +8,7 @@ import pytest
 import torch
 import fastcore.test as ft
 
-from dudek.annotations import Annotation, BallLabels, frame_to_position, game_time_of, write_ball_labels
+from dudek.annotations import Annotation, BallLabels, find_games, frame_to_position, game_time_of, write_ball_labels
 from dudek.config import get_config
 from dudek.labels import BALL_LABELS, TEAMS
 from dudek.model import VISION_CHECKPOINT, FrameEncoder, asset_path, build_model, load_weights
@@ -224,3 +224,93 @@ def test_resume_needs_this_runs_checkpoint(data, tmp_path):
     p = dudek_train(*train_args(data, tmp_path / "b", "--set", "train.epochs=1", "--resume"))
     _, err = p.communicate(timeout=300)
     assert p.returncode == 2 and "last.pt: run_id: a checkpoint of this run" in err, err
+
+
+def dudek_cmd(*args, timeout=300):
+    "Run `python -m dudek ARGS` to the end: (returncode, stdout, stderr)."
+    p = subprocess.run([sys.executable, "-m", "dudek", *args], capture_output=True, text=True, timeout=timeout,
+                       env={**os.environ, "DUDEK_QUIET": "1"})
+    return p.returncode, p.stdout, p.stderr
+
+
+def one_line(rc, err, *words):
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and err.startswith("error:") and "Traceback" not in err, err
+    for w in words: assert w in err, err
+
+
+def test_two_head_finetunes_with_validation_then_infers_and_scores(tmp_path):
+    "The write-up's baseline head: fine-tuning with a validation game scores it every epoch; its checkpoint infers and scores."
+    data = tiny_games(tmp_path / "games", n_games=3)
+    run = tmp_path / "run"
+    p = dudek_train(*train_args(data, run, "--set", "model.head=two_head", "--set", "data.n_val=1", "--set", "train.epochs=2"))
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err[-2000:]
+    ft.test_eq(json.loads(out.strip().splitlines()[-1])["epochs"], 2)
+    history = json.loads((run / "metrics.json").read_text())
+    ft.test_eq([h["epoch"] for h in history], [1, 2])
+    assert all(0 <= h["team_map_present"] <= 1 and math.isfinite(h["val_loss"]) for h in history)
+    ft.test_eq(load_checkpoint(run / "best.pt")["config"]["model"]["head"], "two_head")
+    rc, out, err = dudek_cmd("infer", str(data), "--checkpoint", str(run / "best.pt"), "--out", str(tmp_path / "preds"), "--quiet")
+    assert rc == 0, err
+    ft.test_eq(json.loads(out.strip().splitlines()[-1])["games"], 3)
+    rc, out, err = dudek_cmd("evaluate", str(data), str(tmp_path / "preds"), "--json")
+    assert rc == 0, err
+    scores = json.loads(out.strip().splitlines()[-1])
+    assert 0 <= scores["map_at1"] <= 1 and 0 <= scores["team_map_at1_present_labels"] <= 1 and scores["n_events"] == 18, scores
+
+
+@pytest.fixture(scope="module")
+def diverged(data, tmp_path_factory):
+    "A fine-tuned checkpoint whose weights were then made NaN (what a diverged training writes)."
+    root = tmp_path_factory.mktemp("diverged")
+    p = dudek_train(*train_args(data, root / "run", "--set", "train.epochs=1"))
+    _, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    ck = load_checkpoint(root / "run" / "best.pt")
+    for name, factor in (("nan.pt", float("nan")), ("huge.pt", 1e38)):  # NaN, or finite weights whose logits overflow
+        torch.save({**ck, "model": {k: v * factor if k.startswith("class_head.") else v for k, v in ck["model"].items()}}, root / name)
+    return root / "nan.pt"
+
+
+def test_non_finite_weights_stop_with_one_line(data, diverged, tmp_path):
+    "NaN weights are refused where they enter (an --init, a checkpoint to infer with), naming the file and the tensor; nothing is written."
+    rc, _, err = dudek_cmd("train", *train_args(data, tmp_path / "run", "--init", str(diverged)))
+    one_line(rc, err, "nan.pt: class_head.", "finite weights")
+    assert not (tmp_path / "run").exists()  # refused before the run folder was made
+    rc, _, err = dudek_cmd("infer", str(data), "--checkpoint", str(diverged), "--out", str(tmp_path / "preds"))
+    one_line(rc, err, "nan.pt: class_head.", "finite weights")
+    assert not (tmp_path / "preds").exists()
+
+
+def test_a_non_finite_loss_stops_with_one_line_and_writes_no_nan(data, diverged, tmp_path):
+    "Finite weights whose logits overflow (a class head scaled by 1e38) end the run at its first step, in one line naming the run and the step."
+    rc, _, err = dudek_cmd("train", *train_args(data, tmp_path / "run", "--init", str(diverged.parent / "huge.pt"), "--set", "train.epochs=2"))
+    one_line(rc, err, str(tmp_path / "run"), "at epoch 1, step 1", "a finite loss")
+    assert not list((tmp_path / "run").glob("*.pt"))
+    # the same checkpoint infers to NaN or infinite scores: one line naming the video and the clip, no predictions written
+    game = find_games(data)[0]
+    rc, _, err = dudek_cmd("infer", str(game.path), "--checkpoint", str(diverged.parent / "huge.pt"), "--out", str(tmp_path / "p.json"),
+                           "--workers", "0", "--quiet")
+    one_line(rc, err, str(game.video), "finite model outputs", "sampled frame 0")
+    assert not (tmp_path / "p.json").exists()
+
+
+def test_weights_that_turn_non_finite_stop_before_a_checkpoint(data, tmp_path):
+    "A finite loss over weights that go NaN or infinite (a backbone stem scaled by 1e30: its BatchNorm statistics overflow) stops at the epoch's end."
+    enc = FrameEncoder("regnety_002", temporal_shift="gsf")
+    torch.save({k: v * 1e30 if k == "backbone.stem.conv.weight" else v for k, v in enc.state_dict().items()}, tmp_path / "huge.pt")
+    rc, _, err = dudek_cmd("train", *train_args(data, tmp_path / "run", "--set", f"model.pretrained={tmp_path / 'huge.pt'}", "--set", "train.epochs=2"))
+    one_line(rc, err, str(tmp_path / "run"), "(epoch 1)", "running_var: finite weights")
+    for ck in (tmp_path / "run").glob("*.pt"):
+        assert all(torch.isfinite(v).all() for v in load_checkpoint(ck)["model"].values() if v.is_floating_point()), ck
+
+
+def test_a_failed_init_leaves_no_run_folder(data, tmp_path):
+    "A bad --init (missing, not a T-DEED) is one line before anything is made, and the next, corrected attempt in the same folder runs."
+    torch.save({"model": {"w": torch.zeros(2)}}, tmp_path / "other.pt")
+    for bad in (tmp_path / "missing.pt", tmp_path / "other.pt"):
+        rc, _, err = dudek_cmd("train", *train_args(data, tmp_path / "run", "--init", str(bad)))
+        one_line(rc, err, bad.name)
+        assert not (tmp_path / "run").exists()
+    rc, out, err = dudek_cmd("train", *train_args(data, tmp_path / "run", "--set", "train.epochs=1", "--set", "train.lr=1e-4"))
+    assert rc == 0, err
