@@ -78,7 +78,7 @@ def config_cmd(profile: str = typer.Option("tiny", help="tiny or paper"),
 
 # %% ../nbs/90_cli.ipynb #d9629c73
 # cli: evaluate
-MAX_TOLERANCE = 60  # seconds: the official scorer's widest (its loose mAP averages 5 ... 60 s); = dudek.metrics.MAX_TOLERANCE
+MAX_TOLERANCE = 60  # seconds: the official scorer's widest; dudek.metrics.MAX_TOLERANCE, copied so that `--help` need not import the scorer (numba)
 
 @app.command("evaluate")
 def evaluate_cmd(labels_root: Path = typer.Argument(..., help="folder of games with Labels-ball.json"),

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from .files import InputError, atomic_write, remove_stale_temps
+from .files import InputError, atomic_write, brief, remove_stale_temps
 
 # %% auto #0
 __all__ = ['SECTIONS', 'PROFILES', 'LIMITS', 'CHOICES', 'RUN_ID', 'DataConfig', 'ModelConfig', 'AugmentConfig', 'TrainConfig',
@@ -131,7 +131,7 @@ def _coerce(value, typ, source, key):
     "`value` as type `typ` (int, float, bool or str), or an `InputError`."
     if isinstance(value, str) and typ is not str:
         try: value = json.loads(value)
-        except ValueError: raise InputError(source, key, f"a {typ.__name__}, got {value[:40]!r}{'...' if len(value) > 40 else ''}") from None  # (also a number of 5000 digits)
+        except ValueError: raise InputError(source, key, f"a {typ.__name__}, got {brief(value)}") from None  # (also a number of 5000 digits)
     if typ is float and isinstance(value, int) and not isinstance(value, bool): value = float(value)
     if typ is str and isinstance(value, (int, float)) and not isinstance(value, bool): value = str(value)
     if type(value) is not typ: raise InputError(source, key, f"a {typ.__name__}, got {value!r}")
@@ -158,8 +158,7 @@ def _check_value(key, value, source):
     if key in CHOICES and value not in CHOICES[key]: raise InputError(source, key, f"one of {', '.join(CHOICES[key])}, got {value!r}")
     lo, hi = LIMITS.get(key, (None, None))
     if (lo is not None and value < lo) or (hi is not None and value > hi):
-        got = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:20]}... ({len(repr(value))} digits)"
-        raise InputError(source, key, f"a value in [{lo}, {'inf' if hi is None else hi}], got {got}")
+        raise InputError(source, key, f"a value in [{lo}, {'inf' if hi is None else hi}], got {brief(value)}")
 
 def set_field(cfg: Config, key: str, value, source="override") -> None:
     "Set `cfg`'s `key` (`section.field` or a top-level field) to `value`, checked against its type and its range."

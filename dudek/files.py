@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['TEMP_NAME', 'InputError', 'write_target', 'atomic_path', 'atomic_write', 'scratch_dir', 'atomic_dir',
+__all__ = ['TEMP_NAME', 'InputError', 'brief', 'write_target', 'atomic_path', 'atomic_write', 'scratch_dir', 'atomic_dir',
            'remove_stale_temps', 'safe_join', 'check_writable']
 
 # %% ../nbs/00a_files.ipynb #7c14d07e
@@ -18,6 +18,12 @@ class InputError(ValueError):
     def __init__(self, path, field: str, expected: str):
         self.path, self.field, self.expected = str(path), field, expected
         super().__init__(f"{self.path}: {field}: {expected}".replace("\n", " "))
+
+def brief(value, width: int = 40) -> str:
+    "`repr(value)` short enough for a one-line message: where longer than `width`, its start and its length (a pasted number of 5000 digits)."
+    try: r = repr(value)
+    except ValueError: return "a number of more than 4300 digits"  # (Python will not even write it)
+    return r if len(r) <= width else f"{r[:20]}... ({len(r)} characters)"
 
 # %% ../nbs/00a_files.ipynb #84e7bb11
 def _umask() -> int:

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .files import InputError, atomic_path, atomic_write, check_writable, remove_stale_temps, scratch_dir
+from .files import InputError, atomic_path, atomic_write, brief, check_writable, remove_stale_temps, scratch_dir
 from .config import get_config, load_config, parse_overrides, provenance
 from .labels import BALL_LABELS
 from .annotations import find_games, read_submission
@@ -81,8 +81,7 @@ MAX_COUNT = 10 ** 8  # the most epochs, clips, trials or games a size may ask fo
 def _count(option: str, key: str, value, low: int) -> int:
     if isinstance(value, str) and value.isdigit() and len(value) < 20: value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= MAX_COUNT:
-        got = repr(value) if len(repr(value)) <= 40 else f"{repr(value)[:20]}... ({len(repr(value))} characters)"
-        raise InputError(option, key, f"a whole number in [{low}, {MAX_COUNT}], got {got}")
+        raise InputError(option, key, f"a whole number in [{low}, {MAX_COUNT}], got {brief(value)}")
     return value
 
 def run_sizes(profile: str, sizes: dict | None = None) -> dict:

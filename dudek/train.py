@@ -27,7 +27,7 @@ from .infer import evaluate_games, load_trained
 from .dataset import ClipDataset, VisionFrames, game_videos, split_games
 
 # %% auto #0
-__all__ = ['STAGES', 'STAGE_DEFAULTS', 'VISION_DEFAULTS', 'VISION_VAL_CLIPS', 'VISION_KEYS', 'class_weights',
+__all__ = ['POSITION', 'STAGES', 'STAGE_DEFAULTS', 'VISION_DEFAULTS', 'VISION_VAL_CLIPS', 'VISION_KEYS', 'class_weights',
            'classification_loss', 'team_loss', 'spotting_loss', 'make_optimizer', 'lr_factor', 'make_scheduler',
            'ModelEMA', 'rng_state', 'set_rng_state', 'seed_everything', 'DistInfo', 'init_distributed',
            'finish_distributed', 'ShardSampler', 'write_metrics', 'read_metrics', 'Task', 'quiet_default', 'to_device',
@@ -228,11 +228,47 @@ def _reduce_sums(sums: dict, info: DistInfo, device) -> dict:
     dist.all_reduce(t)
     return dict(zip(keys, t.tolist()))
 
-def check_step(parts: dict, run, epoch: int, step: int) -> None:
-    "Stop the run with one line when a loss of this step is NaN or infinite (its checkpoints stay those of the last good epoch)."
-    bad = {k: float(v.detach()) for k, v in parts.items() if not math.isfinite(float(v.detach()))}
+def check_step(values: dict, run, epoch: int, step: int) -> None:
+    "Stop the run with one line when a part of this step's loss (`values`: numbers) is NaN or infinite (its checkpoints stay those of the last good epoch)."
+    bad = {k: v for k, v in values.items() if not math.isfinite(v)}
     if bad: raise InputError(run, f"{', '.join(bad)} at epoch {epoch + 1}, step {step + 1}",
                              f"a finite loss, got {bad} (the training diverged: lower train.lr, or check the inputs)")
+
+POSITION = ("epoch", "step", "history", "best", "sums")  # where a run stands: what last.pt keeps beside the training state
+
+def _restore(run: Path, device, own_id, model, opt, sched, scaler, ema) -> dict:
+    "Load `run`'s last.pt into the model, optimiser, scheduler, scaler, EMA and random generators; return its position."
+    if not (run / "last.pt").exists(): raise InputError(run, "--resume", "a run folder holding last.pt (nothing to resume here)")
+    ck = load_checkpoint(run / "last.pt", map_location=device)
+    if None not in (own_id, ck.get("run_id")) and ck["run_id"] != own_id:
+        raise InputError(run / "last.pt", "run_id", "a checkpoint of this run (it is another run's)")
+    try: model.load_state_dict(check_finite(ck["model"], run / "last.pt")); opt.load_state_dict(ck["optimizer"]); sched.load_state_dict(ck["scheduler"])
+    except (KeyError, RuntimeError, ValueError) as e:
+        raise InputError(run / "last.pt", "model", f"the training state of this stage's model ({type(e).__name__})") from None
+    scaler.load_state_dict(ck["scaler"])
+    if ema is not None: ema.load_state_dict(ck["ema"])
+    set_rng_state(ck["rng"])
+    return {k: ck[k] for k in POSITION}
+
+def _end_epoch(run: Path, record: dict, pos: dict, task: Task, tcfg, state: Callable, weights: Callable, tb, quiet: bool):
+    "The main process's writing at an epoch's end: best.pt (when `task.select` improved), epoch-NNN.pt (keeping `keep_epochs`), last.pt, metrics.json, TensorBoard and the epoch line."
+    epoch, value, trained = record["epoch"], record.get(task.select) if task.select else None, weights(record)
+    if task.select is None or _better(value, pos["best"], task.mode):
+        pos["best"] = value
+        save_checkpoint(run / "best.pt", trained)
+    save_checkpoint(run / f"epoch-{epoch:03d}.pt", trained)
+    if tcfg.keep_epochs >= 0:  # the older epoch checkpoints go (names sort by epoch: epoch-NNN)
+        kept = sorted(run.glob("epoch-*.pt"))
+        for old in kept[:max(0, len(kept) - tcfg.keep_epochs)]: old.unlink()
+    save_checkpoint(run / "last.pt", state())
+    write_metrics(run, pos["history"])
+    if tb is not None:
+        for k, v in record.items():
+            if isinstance(v, (int, float)) and k != "epoch": tb.add_scalar(k, v, epoch)
+        tb.flush()
+    if not quiet:
+        shown = {k: v for k, v in record.items() if k in ("train_loss", "val_loss", "team_map", "map", "lr", "clips_per_s")}
+        print(f"epoch {epoch}/{tcfg.epochs} " + " ".join(f"{k}={v:.4g}" for k, v in shown.items()), flush=True)
 
 def model_state(model: nn.Module) -> dict:
     "The state dict of `model` (unwrapped from DDP), on the CPU."
@@ -257,21 +293,9 @@ def fit(model: nn.Module, train_set: Dataset, task: Task, run, cfg: Config, resu
     amp_dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=amp and amp_dtype == torch.float16)
     ema = ModelEMA(model, tcfg.ema) if tcfg.ema > 0 else None
-    pos = {"epoch": 0, "step": 0, "history": [], "best": None, "sums": {}}
     own_id = run_id(run)
-    if resume:
-        if not (run / "last.pt").exists(): raise InputError(run, "--resume", "a run folder holding last.pt (nothing to resume here)")
-        ck = load_checkpoint(run / "last.pt", map_location=device)
-        if None not in (own_id, ck.get("run_id")) and ck["run_id"] != own_id:
-            raise InputError(run / "last.pt", "run_id", "a checkpoint of this run (it is another run's)")
-        try: model.load_state_dict(check_finite(ck["model"], run / "last.pt")); opt.load_state_dict(ck["optimizer"]); sched.load_state_dict(ck["scheduler"])
-        except (KeyError, RuntimeError, ValueError) as e:
-            raise InputError(run / "last.pt", "model", f"the training state of this stage's model ({type(e).__name__})") from None
-        scaler.load_state_dict(ck["scaler"])
-        if ema is not None: ema.load_state_dict(ck["ema"])
-        set_rng_state(ck["rng"])
-        pos = {k: ck[k] for k in pos}
-    else: seed_everything(cfg.seed)
+    if resume: pos = _restore(run, device, own_id, model, opt, sched, scaler, ema)
+    else: pos = {"epoch": 0, "step": 0, "history": [], "best": None, "sums": {}}; seed_everything(cfg.seed)
     net = model
     if info.active:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -307,13 +331,14 @@ def fit(model: nn.Module, train_set: Dataset, task: Task, run, cfg: Config, resu
                 parts = task.loss(net, batch)
             opt.zero_grad(set_to_none=True)
             scaler.scale(parts["loss"]).backward()
-            check_step(parts, run, epoch, pos["step"])
+            values = {k: float(v.detach()) for k, v in parts.items()}  # (one read of each part: checked, then summed)
+            check_step(values, run, epoch, pos["step"])
             if tcfg.grad_clip > 0:
                 scaler.unscale_(opt)
                 nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
             scaler.step(opt); scaler.update(); sched.step()
             if ema is not None: ema.update(model)
-            for k, v in parts.items(): sums[k] = sums.get(k, 0.0) + float(v.detach())
+            for k, v in values.items(): sums[k] = sums.get(k, 0.0) + v
             sums["steps"] = sums.get("steps", 0) + 1
             sums["seconds"] = sums.get("seconds", 0.0) + time.perf_counter() - t_wait
             pos["step"] += 1
@@ -334,7 +359,7 @@ def fit(model: nn.Module, train_set: Dataset, task: Task, run, cfg: Config, resu
         record = {"epoch": epoch + 1, "step": (epoch + 1) * n_batches, "lr": opt.param_groups[0]["lr"],
                   **{("train_loss" if k == "loss" else f"train_{k}"): v / n for k, v in tot.items()
                      if k not in ("steps", "seconds", "data_seconds")}}
-        check_finite(model_state(model), f"{run} (epoch {epoch + 1})")  # a NaN the loss did not show (the last step's update) stops here
+        check_finite(model.state_dict(), f"{run} (epoch {epoch + 1})")  # a NaN the loss did not show (the last step's update) stops here
         if task.validate is not None and info.main:
             model.eval()
             t_val = time.perf_counter()
@@ -343,32 +368,15 @@ def fit(model: nn.Module, train_set: Dataset, task: Task, run, cfg: Config, resu
         record.update({"train_seconds": sums.get("seconds", 0.0), "data_seconds": sums.get("data_seconds", 0.0),
                        "clips_per_s": n * tcfg.batch_size / max(sums.get("seconds", 0.0), 1e-9)})
         pos.update(epoch=epoch + 1, step=0, sums={}, history=pos["history"] + [record])
-        if info.main:
-            value = record.get(task.select) if task.select else None
-            if task.select is None or _better(value, pos["best"], task.mode):
-                pos["best"] = value
-                save_checkpoint(run / "best.pt", weights(record))
-            save_checkpoint(run / f"epoch-{epoch + 1:03d}.pt", weights(record))
-            if tcfg.keep_epochs >= 0:  # the older epoch checkpoints go (names sort by epoch: epoch-NNN)
-                kept = sorted(run.glob("epoch-*.pt"))
-                for old in kept[:max(0, len(kept) - tcfg.keep_epochs)]: old.unlink()
-            save_checkpoint(run / "last.pt", state())
-            write_metrics(run, pos["history"])
-            if tb is not None:
-                for k, v in record.items():
-                    if isinstance(v, (int, float)) and k != "epoch": tb.add_scalar(k, v, epoch + 1)
-                tb.flush()
-            if not quiet:
-                shown = {k: v for k, v in record.items() if k in ("train_loss", "val_loss", "team_map", "map", "lr", "clips_per_s")}
-                print(f"epoch {epoch + 1}/{tcfg.epochs} " + " ".join(f"{k}={v:.4g}" for k, v in shown.items()), flush=True)
+        if info.main: _end_epoch(run, record, pos, task, tcfg, state, weights, tb, quiet)
         if info.active: dist.barrier()
     if tb is not None: tb.close()
     return pos["history"]
 
 # %% ../nbs/11_train.ipynb #1c1f1ecb
-def load_init(model: nn.Module, path) -> dict:
-    "Load a checkpoint's model weights into `model` where names and shapes match (class head only if the same head)."
-    ck = load_checkpoint(path)
+def load_init(model: nn.Module, path, ck: dict | None = None) -> dict:
+    "Load a checkpoint's model weights into `model` where names and shapes match (class head only if the same head); `ck`: the checkpoint at `path`, if read already."
+    ck = load_checkpoint(path) if ck is None else ck
     sd = ck.get("model", ck) if isinstance(ck, dict) else None
     if not isinstance(sd, dict) or not sd: raise InputError(path, "model", "a checkpoint holding a model state dict")
     check_finite(sd, path)
@@ -463,6 +471,20 @@ def _summary(run: Path, stage: str, history: list[dict], task: Task, extra: dict
             "data_seconds": sum(h.get("data_seconds", 0.0) for h in history),
             "val_seconds": sum(h.get("val_seconds", 0.0) for h in history), **extra}
 
+def _objective(stage: str, model: TDEED, train_set: Dataset, cfg: Config, codec, cache_dir=None) -> tuple:
+    "What a stage trains: `(module, clips, loss, batch hook, export)`. Joint training wraps the T-DEED with the old labels' head and mixes old-label clips in; the others train it alone, with mixup as the batch hook."
+    if stage == "joint":
+        old_codec = get_codec("old")
+        old_split = _splits(cfg.data.old_root, "actions", cfg, True)
+        old_set = ClipDataset(old_split["train"], cfg, old_codec, seed=cfg.seed + 1, augment=ClipAugment(cfg.augment, old_codec), cache_dir=cache_dir)
+        return (JointTDEED(model), MixedClips(train_set, old_set, cfg.data.clips_per_epoch, cfg.seed),
+                lambda m, b: joint_loss(m, b, cfg.train), None, lambda m: m.model)
+    hook = None
+    if cfg.augment.p_mixup > 0:
+        hook = lambda b, epoch, step: mixup(b, np.random.default_rng([cfg.seed, epoch, step, 2]), codec.n_classes,
+                                            cfg.augment.p_mixup, cfg.augment.mixup_alpha)
+    return model, train_set, lambda m, b: spotting_loss(m(b["frames"]), b, cfg.train), hook, None
+
 def train_stage(stage: str, run, data=None, old_data=None, profile: str = "tiny", overrides=None, init=None,
                 resume: bool = False, final: bool = False, from_scratch: bool = False, quiet: bool | None = None,
                 checkpoint_steps: int = 0, cache_dir=None, export=None) -> dict:
@@ -482,7 +504,8 @@ def train_stage(stage: str, run, data=None, old_data=None, profile: str = "tiny"
         return summary
     if from_scratch:  # recompute the vision stage instead of using the shipped one
         cfg.model.pretrained = str(run / "vision" / "backbone.pt")
-    if init is not None: load_init(build_model(cfg, pretrained=""), init)  # a bad --init fails before the run folder exists
+    init_ck = None if init is None else load_checkpoint(init)  # read once; a bad one fails before the run folder exists:
+    if init is not None: load_init(build_model(cfg, pretrained=""), init, init_ck)  # (tried on a model without pretrained weights)
     if info.main: make_run_dir(run, cfg, resume)
     if from_scratch and not (run / "vision" / "backbone.pt").exists():
         vision_cfg = stage_config("vision", profile, {k: v for k, v in vision_overrides(overrides).items()}, cfg.data.root)
@@ -493,27 +516,13 @@ def train_stage(stage: str, run, data=None, old_data=None, profile: str = "tiny"
     seed_everything(cfg.seed)
     codec = get_codec(cfg.model.head)
     model = build_model(cfg)
-    init_info = load_init(model, init) if init is not None else None
+    init_info = load_init(model, init, init_ck) if init is not None else None
     augment = ClipAugment(cfg.augment, codec)
     kind = "actions" if stage == "pretrain" else "ball"
     split = _splits(cfg.data.old_root if stage == "pretrain" else cfg.data.root, kind, cfg, final)
     train_set = ClipDataset(split["train"], cfg, codec, seed=cfg.seed, augment=augment, cache_dir=cache_dir)
     device = info.device
-    if stage == "joint":
-        old_codec = get_codec("old")
-        old_split = _splits(cfg.data.old_root, "actions", cfg, True)
-        old_set = ClipDataset(old_split["train"], cfg, old_codec, seed=cfg.seed + 1, augment=ClipAugment(cfg.augment, old_codec), cache_dir=cache_dir)
-        train_set = MixedClips(train_set, old_set, cfg.data.clips_per_epoch, cfg.seed)
-        net = JointTDEED(model)
-        loss = lambda m, b: joint_loss(m, b, cfg.train)
-        export_fn, hook = (lambda m: m.model), None
-    else:
-        net, export_fn = model, None
-        loss = lambda m, b: spotting_loss(m(b["frames"]), b, cfg.train)
-        hook = None
-        if cfg.augment.p_mixup > 0:
-            hook = lambda b, epoch, step: mixup(b, np.random.default_rng([cfg.seed, epoch, step, 2]), codec.n_classes,
-                                                cfg.augment.p_mixup, cfg.augment.mixup_alpha)
+    net, train_set, loss, hook, export_fn = _objective(stage, model, train_set, cfg, codec, cache_dir)
     for g in [*split["val"], *split.get("test", [])]: game_videos(g)  # every input checked before the first step, not after an epoch
     validate, select, mode = None, None, "min"
     if split["val"]:

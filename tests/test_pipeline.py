@@ -169,7 +169,7 @@ def alive(pid: int) -> bool:
     except FileNotFoundError: return False
 
 
-STAGE_LINE = r"\[\d+/\d+\] \S+ \(\S+\.ipynb\): .*|\d+ stages in \d+ s"
+STAGE_LINE = r"\[\d+/\d+\] \S+ \(\S+\.ipynb\): .*|\d+ stages in \d+ s|  \S+ took \d+ s, over its budget of \d+ s"  # the last: a loaded machine
 
 
 def test_ctrl_c_stops_the_run_in_one_line_and_resume_goes_on(tmp_path):
