@@ -136,11 +136,14 @@ def infer_cmd(source: Path = typer.Argument(..., help="a game folder, a folder o
               device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1, ... (default: cuda if present)"),
               workers: int = typer.Option(1, min=0, max=64, help="decoder processes beside the model (0: decode in the main process)"),
               batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, max=4096, help="clips per forward pass (default: the checkpoint's)"),
+              overlap: Optional[int] = typer.Option(None, min=0, max=9_999, help="sampled frames shared by consecutive clips, below clip_len (default: the checkpoint's data.overlap)"),
+              amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="bf16 autocast where the CPU or GPU has it, or float32 (default: the checkpoint's train.amp)"),
               quiet: bool = typer.Option(False, "--quiet", help="no progress bars")):
     "Spot the ball actions of a game, a folder of games or a video; the last line of stdout is a JSON summary."
     from dudek.infer import infer
     if tta not in (None, "", "flip", "none"): raise InputError("option", "--tta", f"flip or none, got {tta!r}")
-    summary = infer(source, checkpoint, out, {"none": ""}.get(tta, tta), raw, params, zip_, device, workers, batch_size, progress=not quiet)
+    summary = infer(source, checkpoint, out, {"none": ""}.get(tta, tta), raw, params, zip_, device, workers, batch_size, progress=not quiet,
+                    overlap=overlap, amp=amp)
     print(json.dumps(summary))
 
 # %% ../nbs/90_cli.ipynb #bea9bf8c
@@ -194,7 +197,7 @@ def parse_sizes(items) -> dict:
     return {k: value(v) for k, v in parse_overrides(items, "--size").items()}
 
 @app.command("reproduce")
-def reproduce_cmd(profile: str = typer.Option("tiny", help="tiny (CPU, synthetic games, ~20 min) or paper (the write-up's recipe, GPU)"),
+def reproduce_cmd(profile: str = typer.Option("tiny", help="tiny (CPU, synthetic games, ~10 min) or paper (the write-up's recipe, GPU)"),
                   data: Optional[Path] = typer.Option(None, help="a folder of SoccerNet ball-action games (default: synthetic games)"),
                   old_data: Optional[Path] = typer.Option(None, "--old-data", help="old-label games (Labels-v2.json) to pretrain on"),
                   out: Path = typer.Option(Path("runs/reproduce"), help="the run folder (new or empty; with --resume, a run to continue)"),

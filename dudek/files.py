@@ -4,13 +4,13 @@
 
 # %% ../nbs/00a_files.ipynb #793f8c47
 from __future__ import annotations
-import errno, os, re, shutil, stat, sys, tempfile
+import errno, json, os, re, shutil, stat, sys, tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['TEMP_NAME', 'InputError', 'brief', 'write_target', 'atomic_path', 'atomic_write', 'scratch_dir', 'atomic_dir',
-           'remove_stale_temps', 'safe_join', 'check_writable']
+__all__ = ['TEMP_NAME', 'RESULTS_DIR', 'InputError', 'brief', 'write_target', 'atomic_path', 'atomic_write', 'scratch_dir',
+           'atomic_dir', 'remove_stale_temps', 'safe_join', 'check_writable', 'benchmark_results']
 
 # %% ../nbs/00a_files.ipynb #7c14d07e
 class InputError(ValueError):
@@ -164,3 +164,13 @@ def check_writable(path, what: str, folder: bool = False) -> Path:
     except OSError as e: raise InputError(path, what, f"a writable place ({parent} is not writable: {e.strerror})") from None
     os.close(fd); os.unlink(probe)
     return path
+
+# %% ../nbs/00a_files.ipynb #75e9d45c
+RESULTS_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "results"  # in a checkout of the course
+
+def benchmark_results(name: str, results_dir=None) -> dict | None:
+    "The figures that `benchmarks/NAME.py` wrote to `results_dir/NAME.json` (default: the checkout's), or None where there are none."
+    path = Path(results_dir or RESULTS_DIR) / f"{name}.json"
+    if not path.is_file(): return None
+    try: return json.loads(path.read_text())
+    except ValueError as e: raise InputError(path, "json", f"a benchmark's results as JSON ({e})") from None

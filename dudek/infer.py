@@ -15,14 +15,14 @@ import torch.nn as nn
 from torch.utils.data import IterableDataset, get_worker_info
 
 from .files import InputError, atomic_path, atomic_write, check_writable, safe_join
-from .config import Config, PostConfig, set_field
+from .config import Config, PostConfig, check_config, set_field
 from .labels import BALL_LABELS, MERGED, Codec
 from .annotations import Game, Predictions, VIDEO_SUFFIXES, find_games, write_predictions
 from .video import check_rate, iter_frames, video_info
 from .metrics import event_spots, spotting_scores
 from .postprocess import (ClipAggregator, apply_displacement, make_submission, postprocess_scores, scores_to_predictions,
                                scores_to_spots, two_head_probs)
-from .model import TDEED, build_model, check_finite, load_checkpoint, load_weights
+from .model import TDEED, amp_dtype, build_model, check_finite, load_checkpoint, load_weights
 from .dataset import FrameSource, clip_indices, make_loader, clip_starts, event_targets, game_videos, sampled_length
 
 # %% auto #0
@@ -137,7 +137,7 @@ def match_scores(model: nn.Module, video, cfg: Config, device="cpu", tta: str = 
     if tta not in ("", "flip"): raise InputError("option", "tta", f"'' or 'flip', got {tta!r}")
     clips = MatchClips(video, cfg, batch_size or cfg.train.batch_size, cache_dir)
     device = torch.device(device)
-    amp = cfg.train.amp and device.type == "cuda"
+    precision = amp_dtype(device, cfg.train.amp)
     agg = ClipAggregator(clips.n_sampled, codec.n_classes)
     workers = cfg.data.num_workers if workers is None else workers
     bar = _progress(len(clips.starts), f"{Path(video).name}", progress)
@@ -145,7 +145,7 @@ def match_scores(model: nn.Module, video, cfg: Config, device="cpu", tta: str = 
     try:
         for batch in stream_batches(clips, workers):
             frames = batch["frames"].to(device, non_blocking=True)
-            with torch.autocast(device.type, enabled=amp):
+            with torch.autocast(device.type, dtype=precision, enabled=precision is not None):
                 out = model(frames)
                 mirrored = model(frames.flip(-1)) if tta == "flip" else None
             check_outputs(video, batch["start"], out, mirrored)
@@ -289,8 +289,10 @@ def inference_jobs(source, out) -> tuple[list[tuple[str, Path, Path, str]], bool
 
 # %% ../nbs/12_infer.ipynb #99956b11
 def infer(source, checkpoint, out, tta: str | None = None, raw=None, params=None, zip_path=None, device: str | None = None,
-          workers: int = 1, batch_size: int | None = None, progress: bool = False) -> dict:
+          workers: int = 1, batch_size: int | None = None, progress: bool = False, overlap: int | None = None,
+          amp: bool | None = None) -> dict:
     "Spot the ball actions of `source` (a game, a folder of games or a video) with `checkpoint`; write `results_spotting.json` file(s)."
+    # `overlap` (sampled frames shared by consecutive clips) and `amp` (mixed precision) replace the checkpoint's
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     try: kind = torch.device(device).type
     except RuntimeError: raise InputError("option", "--device", f"cpu, cuda or cuda:N, got {device!r}") from None
@@ -298,6 +300,8 @@ def infer(source, checkpoint, out, tta: str | None = None, raw=None, params=None
     jobs, many = inference_jobs(source, out)
     if zip_path is not None and not many: raise InputError(zip_path, "--zip", "a folder of games as SOURCE (a submission holds several games)")
     model, cfg = load_spotter(checkpoint, device)
+    if overlap is not None: set_field(cfg, "data.overlap", overlap, "--overlap"); check_config(cfg, "--overlap")
+    if amp is not None: set_field(cfg, "train.amp", amp, "--amp")
     post = read_params(params, cfg.post) if params is not None else cfg.post
     tta = ("flip" if post.flip_tta else "") if tta is None else tta
     for _, video, result, folder in jobs:
@@ -305,6 +309,7 @@ def infer(source, checkpoint, out, tta: str | None = None, raw=None, params=None
         check_writable(result, "--out")
         if raw is not None: check_writable(safe_join(raw, folder, RAW_FILE, source="game"), "--raw")
     if zip_path is not None: check_writable(Path(zip_path), "--zip")
+    precision = str(amp_dtype(device, cfg.train.amp) or torch.float32).removeprefix("torch.")  # (a fallback is said here, after the checks)
     t0, frames, written, predictions = time.perf_counter(), 0, [], {}
     for rel, video, result, folder in jobs:
         info = video_info(video)
@@ -318,7 +323,7 @@ def infer(source, checkpoint, out, tta: str | None = None, raw=None, params=None
     if zip_path is not None: written.append(str(make_submission(zip_path, predictions)))
     seconds = time.perf_counter() - t0
     return {"games": len(jobs), "predictions": sum(len(p.predictions) for p in predictions.values()), "written": written,
-            "post": asdict(post), "tta": tta, "device": str(device), "seconds": round(seconds, 2),
+            "post": asdict(post), "tta": tta, "overlap": cfg.data.overlap, "precision": precision, "device": str(device), "seconds": round(seconds, 2),
             "frames_per_s": round(frames / max(seconds, 1e-9), 1)}
 
 # %% ../nbs/12_infer.ipynb #ec2eadbf

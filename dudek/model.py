@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_model.ipynb #803affd9
 from __future__ import annotations
-import math
+import functools, math, warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,7 +22,7 @@ __all__ = ['VISION_CHECKPOINT', 'create_backbone', 'check_pretrained', 'asset_pa
            'ShiftThen', 'add_temporal_shift', 'FrameEncoder', 'read_weights', 'check_finite', 'load_weights',
            'save_checkpoint', 'load_checkpoint', 'save_weights', 'long_kernel', 'ChannelAffine', 'SGPBranches',
            'FeedForward', 'SGPBlock', 'SGPMixer', 'SGPEncoderDecoder', 'ClassHead', 'TDEED', 'build_model',
-           'count_parameters']
+           'count_parameters', 'cpu_has_bf16', 'amp_dtype']
 
 # %% ../nbs/09_model.ipynb #9c844ce7
 def _config_error(field: str, expected: str) -> InputError:
@@ -422,3 +422,22 @@ def count_parameters(model: TDEED) -> dict[str, int]:
              "SGP encoder-decoder": n(model.temporal.parameters()), "class head": n(model.class_head.parameters()),
              "displacement head": n(model.disp_head.parameters())}
     return {**parts, "total": n(model.parameters())}
+
+# %% ../nbs/09_model.ipynb #74f577ef
+def cpu_has_bf16() -> bool:
+    "Whether this CPU computes bf16 natively (AVX512-BF16 or AMX) and PyTorch's kernels use it (`ATEN_CPU_CAPABILITY` not lowered)."
+    native = any(getattr(torch.cpu, f"_is_{isa}_supported", lambda: False)() for isa in ("avx512_bf16", "amx_tile"))
+    return native and torch.backends.cpu.get_cpu_capability().startswith(("AVX512", "AMX"))
+
+def amp_dtype(device, amp: bool = True) -> torch.dtype | None:
+    "The autocast dtype of mixed precision on `device` (bf16 where the hardware has it, else float16 on CUDA), or None: float32."
+    device = torch.device(device)
+    if not amp: return None
+    if device.type == "cuda": return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_has_bf16(): return torch.bfloat16
+    _say_float32(device.type)
+    return None
+
+@functools.cache  # once per process and kind of device (a warning filter alone repeats it after any `catch_warnings`)
+def _say_float32(kind: str) -> None:
+    warnings.warn(f"train.amp: no native bf16 on this {kind} ({torch.backends.cpu.get_cpu_capability()}), computing in float32")

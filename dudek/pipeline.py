@@ -70,10 +70,11 @@ SIZES: dict[str, dict] = {
 }
 
 BUDGET_S: dict[str, dict[str, float]] = {  # seconds per stage of the `tiny` profile: the slower of seeds 0 and 1, each run alone
-    # on the 2-core reference CPU on 2026-12-04 (rounded up; 1,125 s in all, 15.8 and 18.4 minutes of wall time with the site)
-    "tiny": {"00_labels": 2, "00a_files": 2, "01_annotations": 3, "02_video": 4, "03_config": 4, "04a_engine": 10, "data": 120,
-             "explore": 13, "07_postprocess": 9, "augment": 16, "model": 16, "10_dataset": 8, "train": 760, "infer-val": 47,
-             "tune": 15, "infer-test": 55, "score": 9, "report": 20, "90_cli": 10, "index": 2,
+    # on the 2-core reference CPU on 2026-12-06, bf16 (rounded up, 2 s at least; 560 and 553 s in all, 9 min 38 s and 9 min 31 s
+    # of wall time with the site: benchmarks/results/precision_quality.json)
+    "tiny": {"00_labels": 2, "00a_files": 2, "01_annotations": 2, "02_video": 2, "03_config": 3, "04a_engine": 6, "data": 70,
+             "explore": 7, "07_postprocess": 3, "augment": 10, "model": 12, "10_dataset": 6, "train": 351, "infer-val": 28,
+             "tune": 13, "infer-test": 30, "score": 7, "report": 16, "90_cli": 8, "index": 2,
              "ablations": 4000}}  # (--ablations, its own sizes below: 3,950 s measured on 2026-12-04, 2 seeds; the issue allows 100 min)
 
 MAX_COUNT = 10 ** 8  # the most epochs, clips, trials or games a size may ask for: a number past it is a typo, refused before any work

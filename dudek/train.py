@@ -22,7 +22,7 @@ from .labels import get_codec
 from .annotations import Game, find_games
 from .metrics import json_ready
 from .augment import ClipAugment, mixup, soft_cross_entropy, team_distribution
-from .model import ClassHead, FrameEncoder, TDEED, build_model, check_finite, load_checkpoint, save_checkpoint
+from .model import ClassHead, FrameEncoder, TDEED, amp_dtype, build_model, check_finite, load_checkpoint, save_checkpoint
 from .infer import evaluate_games, load_trained
 from .dataset import ClipDataset, VisionFrames, game_videos, split_games
 
@@ -69,12 +69,13 @@ def spotting_loss(out: dict, batch: dict, tcfg: TrainConfig) -> dict:
 
 # %% ../nbs/11_train.ipynb #9ef68673
 def make_optimizer(model: nn.Module, tcfg: TrainConfig) -> torch.optim.AdamW:
-    "AdamW at `tcfg.lr`; weight decay on weights of dimension >= 2 only (not biases, norms, encodings)."
+    "AdamW at `tcfg.lr`; weight decay on weights of dimension >= 2 only (not biases, norms, encodings); fused kernels on CPU and CUDA."
     decay, no_decay = [], []
     for name, p in model.named_parameters():
         if p.requires_grad: (decay if p.ndim >= 2 and "pos" not in name else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": tcfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=tcfg.lr)
+    fused = all(p.device.type in ("cpu", "cuda") for p in decay + no_decay)  # one kernel for all parameters: 4x faster on this CPU
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=tcfg.lr, fused=fused)
 
 def lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
     "Multiplier of the peak learning rate at `step`: linear warm-up, then cosine to 0 at `total_steps`."
@@ -289,9 +290,8 @@ def fit(model: nn.Module, train_set: Dataset, task: Task, run, cfg: Config, resu
         raise InputError("data.clips_per_epoch", "clips_per_epoch", f"at least batch_size x processes = {tcfg.batch_size * info.world} clips")
     opt = make_optimizer(model, tcfg)
     sched = make_scheduler(opt, n_batches, tcfg.epochs, tcfg.warmup_epochs)
-    amp = tcfg.amp and device.type == "cuda"
-    amp_dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=amp and amp_dtype == torch.float16)
+    precision = amp_dtype(device, tcfg.amp)  # bf16 on a CPU or GPU that has it, float16 on older GPUs, None: float32
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == torch.float16)
     ema = ModelEMA(model, tcfg.ema) if tcfg.ema > 0 else None
     own_id = run_id(run)
     if resume: pos = _restore(run, device, own_id, model, opt, sched, scaler, ema)
@@ -327,7 +327,7 @@ def fit(model: nn.Module, train_set: Dataset, task: Task, run, cfg: Config, resu
             sums["data_seconds"] = sums.get("data_seconds", 0.0) + time.perf_counter() - t_wait
             batch = to_device(batch, device)
             if task.batch_hook is not None: batch = task.batch_hook(batch, epoch, pos["step"])
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
+            with torch.autocast(device.type, dtype=precision, enabled=precision is not None):
                 parts = task.loss(net, batch)
             opt.zero_grad(set_to_none=True)
             scaler.scale(parts["loss"]).backward()

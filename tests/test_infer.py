@@ -17,11 +17,12 @@ from dudek.config import PostConfig
 from dudek.infer import (RAW_FILE, MatchClips, clip_scores, evaluate_games, infer, load_raw, match_scores, nms_fields,
                          stream_batches, unmirror_scores, write_params)
 from dudek.labels import MERGED
-from dudek.model import build_model, save_checkpoint
+from dudek.model import build_model, cpu_has_bf16, save_checkpoint
 from dudek.postprocess import ClipAggregator
 from dudek.synthetic import synthesize
 
-SMALL = {"data.frame_height": 32, "data.frame_width": 56, "data.clip_len": 16, "data.overlap": 8, "train.batch_size": 3}
+SMALL = {"data.frame_height": 32, "data.frame_width": 56, "data.clip_len": 16, "data.overlap": 8, "train.batch_size": 3,
+         "train.amp": False}  # float32 (bf16 has its own tests below)
 
 
 def dudek(*args, cwd=None):
@@ -115,6 +116,34 @@ def test_folder_of_games_scores_with_dudek_evaluate(games, checkpoint, tmp_path)
     assert scored["map_at1"] == pytest.approx(mine["map"], abs=1e-9)
 
 
+def test_bf16_scores_are_finite_deterministic_and_near_float32(games, checkpoint):
+    "bf16 autocast (`train.amp`) on a CPU that has it: the same scores twice, finite, on average within 0.01 of float32's, yet not equal."
+    if not cpu_has_bf16(): pytest.skip("this CPU has no native bf16")
+    _, model, cfg = checkpoint
+    video, bf16 = find_games(games)[0].video, get_config(overrides={**SMALL, "train.amp": True})
+    a, b, full = match_scores(model, video, bf16), match_scores(model, video, bf16), match_scores(model, video, cfg)
+    assert np.isfinite(a).all() and np.array_equal(a, b)
+    assert 0 < np.abs(a - full).mean() < 0.01  # (not the largest change: a displacement rounding the other way moves a peak by a frame)
+
+
+@pytest.mark.parametrize("capability", ["native", "avx2"])
+def test_infer_amp_says_its_precision_and_falls_back_in_one_line(games, checkpoint, tmp_path, capability):
+    "`dudek infer --amp`: bf16 where the CPU has it; on a CPU without (PyTorch's kernels held to AVX2), float32 and one warning line."
+    import os
+    if capability == "native" and not cpu_has_bf16(): pytest.skip("this CPU has no native bf16")
+    path, _, _ = checkpoint
+    env = {**os.environ, **({"ATEN_CPU_CAPABILITY": "avx2"} if capability == "avx2" else {})}
+    r = subprocess.run([sys.executable, "-m", "dudek", "infer", str(games), "--checkpoint", str(path), "--out", str(tmp_path / "p"),
+                        "--amp", "--overlap", "4", "--workers", "0", "--quiet"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary["overlap"] == 4
+    if capability == "avx2":
+        assert summary["precision"] == "float32"
+        assert r.stderr.strip().splitlines() == ["warning: train.amp: no native bf16 on this cpu (AVX2), computing in float32"], r.stderr
+    else: assert summary["precision"] == "bfloat16" and not r.stderr.strip(), r.stderr
+
+
 def test_one_game_and_a_bare_video(games, checkpoint, tmp_path):
     path, _, _ = checkpoint
     game = find_games(games)[0]
@@ -135,7 +164,7 @@ def test_params_file_replaces_soft_nms(games, checkpoint, tmp_path):
 
 
 @pytest.mark.parametrize("case", ["truncated video", "pretraining checkpoint", "vision checkpoint", "out under a file",
-                                  "zip for one game", "bad params"])
+                                  "zip for one game", "bad params", "overlap of a whole clip"])
 def test_bad_input_is_one_line_and_writes_nothing(games, checkpoint, tmp_path, case):
     path, _, cfg = checkpoint
     game = find_games(games)[0]
@@ -159,6 +188,8 @@ def test_bad_input_is_one_line_and_writes_nothing(games, checkpoint, tmp_path, c
     elif case == "bad params":
         (tmp_path / "p.json").write_text('{"nms_threshold": "high"}')
         extra = ["--params", tmp_path / "p.json"]
+    elif case == "overlap of a whole clip":
+        extra = ["--overlap", cfg.data.clip_len]
     r = dudek("infer", source, "--checkpoint", ck, "--out", out, "--workers", "0", "--quiet", *extra)
     assert r.returncode == 2, (r.returncode, r.stderr)
     lines = r.stderr.strip().splitlines()

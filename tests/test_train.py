@@ -11,7 +11,7 @@ import fastcore.test as ft
 from dudek.annotations import Annotation, BallLabels, find_games, frame_to_position, game_time_of, write_ball_labels
 from dudek.config import get_config
 from dudek.labels import BALL_LABELS, TEAMS
-from dudek.model import VISION_CHECKPOINT, FrameEncoder, asset_path, build_model, load_weights
+from dudek.model import VISION_CHECKPOINT, FrameEncoder, asset_path, build_model, cpu_has_bf16, load_weights
 from dudek.model import load_checkpoint, save_checkpoint
 from dudek.train import load_init, lr_factor, make_optimizer, make_scheduler
 from dudek.video import write_video
@@ -72,9 +72,11 @@ def test_schedule_values():
     ft.test_eq(opt.param_groups[0]["lr"], 0.0)  # zero after exactly 30 epochs
 
 
-def test_kill_resume_is_exact(data, tmp_path):
-    "kill -9 a real training process mid-epoch, resume it, and get bit-for-bit the weights of an uninterrupted run."
-    args = ["--set", "train.epochs=3", "--set", "augment.p_mixup=0.5"]
+@pytest.mark.parametrize("amp", [False, True], ids=["float32", "bf16"])
+def test_kill_resume_is_exact(data, tmp_path, amp):
+    "kill -9 a real training process mid-epoch, resume it, and get bit-for-bit the weights of an uninterrupted run (float32 and bf16)."
+    if amp and not cpu_has_bf16(): pytest.skip("this CPU has no native bf16")
+    args = ["--set", "train.epochs=3", "--set", "augment.p_mixup=0.5", "--set", f"train.amp={str(amp).lower()}"]
     full = dudek_train(*train_args(data, tmp_path / "full", *args))
     killed = dudek_train(*train_args(data, tmp_path / "killed", *args, "--checkpoint-steps", "1"))
     last, seen = tmp_path / "killed" / "last.pt", None
@@ -99,7 +101,17 @@ def test_kill_resume_is_exact(data, tmp_path):
     assert all(same_weights(x, y) if isinstance(x, dict) else True
                for x, y in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()))
     ft.test_eq([h["train_loss"] for h in a["history"]], [h["train_loss"] for h in b["history"]])
+    assert all(math.isfinite(h["train_loss"]) for h in a["history"])
+    assert {v.dtype for v in a["model"].values() if v.is_floating_point()} == {torch.float32}  # bf16 computes, float32 keeps the weights
     ft.test_eq(json.loads((tmp_path / "killed" / "metrics.json").read_text())[-1]["epoch"], 3)
+
+
+def test_amp_on_a_cpu_without_bf16_trains_in_float32_with_one_line(data, tmp_path):
+    "PyTorch's kernels held to AVX2 (no bf16 there): training and its validation run in float32, and say so in one line."
+    p = dudek_train(*train_args(data, tmp_path / "run", "--set", "train.amp=true", "--set", "data.n_val=1"), env={"ATEN_CPU_CAPABILITY": "avx2"})
+    out, err = p.communicate(timeout=180)
+    assert p.returncode == 0, err
+    assert err.strip().splitlines() == ["warning: train.amp: no native bf16 on this cpu (AVX2), computing in float32"], err
 
 
 def test_checkpoints_load_weights_only(data, tmp_path):
