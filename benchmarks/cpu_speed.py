@@ -181,7 +181,7 @@ def main(argv=None):
     p.add_argument("--out", type=Path, help="results file (JSON) to write")
     a = p.parse_args(argv)
     if a.base_overlap not in a.overlaps: a.overlaps.append(a.base_overlap)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     results = {"benchmark": "cpu_speed", "date": time.strftime("%Y-%m-%d"), "commit": commit, "machine": machine(),
                "command": " ".join(["python", "benchmarks/cpu_speed.py", *(argv or sys.argv[1:])])}
     t0 = time.perf_counter()

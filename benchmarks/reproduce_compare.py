@@ -77,7 +77,7 @@ def main(argv=None):
         print(f"{k:28s}" + "".join(f"{g['stage_seconds'][k]['mean']:>15.0f} [{g['stage_seconds'][k]['min']:.0f}, {g['stage_seconds'][k]['max']:.0f}]"
                                    if k in g["stage_seconds"] else f"{'-':>26s}" for g in groups.values()))
     print(f"{'all stages':28s}" + "".join(f"{g['seconds']['mean']:>15.0f} [{g['seconds']['min']:.0f}, {g['seconds']['max']:.0f}]" for g in groups.values()))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     import torch, os
     results = json_ready({"benchmark": "reproduce_compare", "date": time.strftime("%Y-%m-%d"), "commit": commit,
                           "machine": {"cores": os.cpu_count(), "torch": torch.__version__},

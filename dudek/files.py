@@ -6,6 +6,7 @@
 from __future__ import annotations
 import errno, json, os, re, shutil, stat, sys, tempfile
 from contextlib import contextmanager
+from importlib.util import find_spec
 from pathlib import Path
 
 # %% auto #0
@@ -166,7 +167,7 @@ def check_writable(path, what: str, folder: bool = False) -> Path:
     return path
 
 # %% ../nbs/00a_files.ipynb #75e9d45c
-RESULTS_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "results"  # in a checkout of the course
+RESULTS_DIR = Path(find_spec("dudek").origin).resolve().parent.parent / "benchmarks" / "results"  # in a checkout of the course
 
 def benchmark_results(name: str, results_dir=None) -> dict | None:
     "The figures that `benchmarks/NAME.py` wrote to `results_dir/NAME.json` (default: the checkout's), or None where there are none."
