@@ -18,7 +18,8 @@ from dudek.video import write_video
 
 # A tiny T-DEED: regnety_002 on 32x56 frames, clips of 8, two steps per epoch.
 TINY = ["data.frame_height=32", "data.frame_width=56", "data.clip_len=8", "data.overlap=4", "data.clips_per_epoch=4",
-        "train.batch_size=2", "train.threads=1", "data.n_val=0", "model.pretrained="]
+        "train.batch_size=2", "train.threads=1", "data.n_val=0", "model.pretrained=",
+        "train.amp=false"]  # float32 on any CPU (bf16, and its fallback line, have tests of their own that set it)
 
 
 def tiny_games(root, n_games=2, n_frames=160, size=(32, 56), seed=0) -> Path:
