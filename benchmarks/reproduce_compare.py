@@ -43,7 +43,9 @@ def one_run(run: Path, other: Path, overlap: int | None) -> dict:
             continue
         s = evaluate_games(model, find_games(folder, kind="ball"), cfg, get_codec(cfg.model.head), cache_dir=run / "cache", per_label=True)
         leagues[league] = {"team_map_at1": s["team_map"], "map_at1": s["map"], "team_ap": s["team_ap"]}
+    validation = metrics.get("validation") or {}
     return {"run": str(run), **leagues, "reported": {"team_map_at1": metrics["team_map_at1"], "map_at1": metrics["map_at1"]},
+            "validation": {"default": (validation.get("default") or {}).get("team_map"), "tuned": validation.get("team_map_at1_tuned")},
             "overlap": cfg.data.overlap, "stage_seconds": stages, "seconds": sum(stages.values())}
 
 
