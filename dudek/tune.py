@@ -126,6 +126,16 @@ def _storage_file(storage: str, path: Path) -> Path:
     except OSError as e: raise InputError(storage, "--storage", f"a file in a folder that can be made ({path.parent}: {e.strerror or e})") from None
     return check_writable(path, "--storage")
 
+def _locking(store):
+    "An SQLite `store` whose transactions take the write lock as they begin (`BEGIN IMMEDIATE`). SQLite ignores `SELECT ... FOR UPDATE`, so without it two processes both read a queued trial as waiting and both run it (the second then fails to report it)."
+    from sqlalchemy import event
+    @event.listens_for(store.engine, "connect")
+    def _driver_leaves_transactions_alone(con, record): con.isolation_level = None
+    @event.listens_for(store.engine, "begin")
+    def _begin_immediate(con): con.exec_driver_sql("BEGIN IMMEDIATE")
+    store.engine.dispose()  # (connections opened before the hooks)
+    return store
+
 def open_storage(storage: str):
     "An Optuna storage from a URL (`sqlite:///...`, `postgresql://...`) or `journal:<file>` (several local processes)."
     if storage.startswith("journal:"):
@@ -135,9 +145,12 @@ def open_storage(storage: str):
         try: open(path, "ab").close()
         except OSError as e: raise InputError(storage, "--storage", f"a journal file that can be written ({e.strerror or e})") from None
         return JournalStorage(JournalFileBackend(str(path)))
-    if storage.startswith("sqlite:///"): _storage_file(storage, Path(storage[len("sqlite:///"):]))
-    try: return _again(lambda: optuna.storages.RDBStorage(storage))  # two processes making the same new file: both get it
+    sqlite = storage.startswith("sqlite:///")
+    if sqlite: _storage_file(storage, Path(storage[len("sqlite:///"):]))
+    kw = {"connect_args": {"timeout": 60}} if sqlite else {}  # (seconds a process waits for another's write lock)
+    try: store = _again(lambda: optuna.storages.RDBStorage(storage, engine_kwargs=kw))  # two processes making the same new file: both get it
     except Exception as e: raise InputError(storage, "--storage", f"sqlite:///FILE, journal:FILE or a database URL ({type(e).__name__}: {e})") from None
+    return _locking(store) if sqlite else store
 
 def _create(store, name: str) -> bool:
     "Create study `name` in `store` unless it exists; whether this call created it."

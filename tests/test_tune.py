@@ -177,6 +177,35 @@ def test_processes_creating_the_same_new_sqlite_study_at_once_all_succeed(val, t
         assert len([t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]) >= 4
 
 
+POP = """import json, sys, time
+import optuna
+from dudek.tune import open_storage
+storage, at = sys.argv[1:]
+study = optuna.load_study(study_name="queued", storage=open_storage(storage))
+time.sleep(max(0.0, float(at) - time.time()))
+taken = []
+for _ in range(12):
+    t = study.ask(); taken.append(t.number); study.tell(t, t.suggest_float("x", 0, 1))
+print(json.dumps(taken))
+"""
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "journal"])
+def test_each_queued_trial_is_run_by_one_process(kind, tmp_path):
+    "Three processes take queued trials from one study at the same instant: none runs a trial another took (SQLite ignores SELECT FOR UPDATE)."
+    storage = f"sqlite:///{tmp_path / 'q.db'}" if kind == "sqlite" else f"journal:{tmp_path / 'q.log'}"
+    study = optuna.create_study(study_name="queued", storage=open_storage(storage))
+    for k in range(30): study.enqueue_trial({"x": k / 30})
+    at = str(time.time() + 6)
+    procs = [subprocess.Popen([sys.executable, "-c", POP, storage, at], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    taken = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err[-2000:]
+        taken += json.loads(out)
+    assert sorted(taken) == list(range(36))  # 30 queued then 6 new, each once
+
+
 def test_ctrl_c_stops_cleanly_keeps_the_study_and_a_rerun_continues(val, tmp_path):
     raw, labels = val
     out, storage, w = long_tune(raw, labels, tmp_path, 10)
