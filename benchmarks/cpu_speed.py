@@ -6,8 +6,10 @@
    excluded) and the share of each step spent waiting for clips (the data time, with `data.num_workers=0` as in
    the profiles).
 2. **Inference.** `dudek infer` runs on the first `--test` folder with the first checkpoint, float32 and bf16
-   (`--no-amp` / `--amp`), at each overlap of `--overlaps` (sampled frames shared by consecutive clips), in turn,
-   `--rounds` times; frames of video per second come from its summary. Then every checkpoint (several seeds), in
+   (`--no-amp` / `--amp`), at each overlap of `--overlaps` (sampled frames shared by consecutive clips) with the first
+   of `--workers` (decoder processes), and the base (float32, overlap 16, one decoder process: the command before this
+   work) and the chosen setting (bf16, overlap 8) with the other `--workers`, in turn, `--rounds` times; frames of
+   video per second come from its summary. Then every checkpoint (several seeds), in
    its own precision, is scored at each overlap on every `--test` folder (Team-mAP@1, as validation scores).
 3. **torch.compile.** The model's training step and inference forward, float32, eager against compiled (inductor), the
    whole model and its backbone alone, each in its own process: the first step (compiling) and the median step after,
@@ -68,10 +70,10 @@ def measure_training(a, work: Path) -> dict:
             "bf16_over_float32": spread(out["ratio"])}
 
 
-def infer_round(a, work: Path, amp: bool, overlap: int, tag: str) -> float:
+def infer_round(a, work: Path, amp: bool, overlap: int, workers: int, tag: str) -> float:
     "Frames of video per second of one `dudek infer` of the first test folder with the first checkpoint."
     summary = json.loads(dudek("infer", a.test[0], "--checkpoint", a.checkpoints[0], "--out", work / f"preds-{tag}", "--overlap", overlap,
-                               "--amp" if amp else "--no-amp", "--workers", a.workers, "--quiet").strip().splitlines()[-1])
+                               "--amp" if amp else "--no-amp", "--workers", workers, "--quiet").strip().splitlines()[-1])
     return summary["frames_per_s"]
 
 
@@ -93,22 +95,32 @@ def overlap_quality(a, cache: Path) -> list[dict]:
 
 
 def measure_inference(a, work: Path) -> dict:
-    settings = [(amp, o) for o in a.overlaps for amp in (False, True)]
+    "frames/s of every (precision, overlap) at the first `--workers`, and of the base and chosen settings at the others, alternating."
+    name = lambda amp, o, w: f"{'bf16' if amp else 'float32'} overlap {o} workers {w}"
+    settings = [(amp, o, a.workers[0]) for o in a.overlaps for amp in (False, True)]
+    settings += [(amp, o, w) for w in a.workers[1:] for amp, o in ((False, a.base_overlap), (True, a.chosen_overlap))]
     fps = {s: [] for s in settings}
     for r in range(a.rounds):
-        for amp, o in (settings if r % 2 == 0 else settings[::-1]): fps[(amp, o)].append(infer_round(a, work, amp, o, f"{r}-{amp}-{o}"))
-        print(f"infer round {r + 1}/{a.rounds}: " + ", ".join(f"{'bf16' if amp else 'float32'} overlap {o} {fps[(amp, o)][-1]:.0f}"
-                                                            for amp, o in settings) + " frames/s", file=sys.stderr, flush=True)
-    base = fps[(False, a.base_overlap)]
-    speed = [{"precision": "bf16" if amp else "float32", "overlap": o, "frames_per_s": spread(fps[(amp, o)]),
-              "over_base": spread([f / b for f, b in zip(fps[(amp, o)], base)])} for amp, o in settings]
+        for amp, o, w in (settings if r % 2 == 0 else settings[::-1]): fps[(amp, o, w)].append(infer_round(a, work, amp, o, w, f"{r}-{amp}-{o}-{w}"))
+        print(f"infer round {r + 1}/{a.rounds}: " + ", ".join(f"{name(*k)} {fps[k][-1]:.0f}" for k in settings) + " frames/s", file=sys.stderr, flush=True)
+    base = fps[(False, a.base_overlap, a.base_workers)]
+    speed = [{"precision": "bf16" if amp else "float32", "overlap": o, "workers": w, "frames_per_s": spread(fps[(amp, o, w)]),
+              "over_base": spread([f / b for f, b in zip(fps[(amp, o, w)], base)])} for amp, o, w in settings]
+    w = a.workers[0]
+    goals = {"bf16_over_float32": {o: spread([b / f for b, f in zip(fps[(True, o, w)], fps[(False, o, w)])]) for o in a.overlaps},
+             "chosen_over_base": spread([c / b for c, b in zip(fps[(True, a.chosen_overlap, w)], base)])}
+    print(f"bf16 / float32 (workers {w}): " + ", ".join(f"overlap {o} {v['median']:.2f}x [{v['min']:.2f}, {v['max']:.2f}]"
+                                                       for o, v in goals["bf16_over_float32"].items()), file=sys.stderr)
+    print(f"{name(True, a.chosen_overlap, w)} / {name(False, a.base_overlap, a.base_workers)}: {goals['chosen_over_base']['median']:.2f}x "
+          f"[{goals['chosen_over_base']['min']:.2f}, {goals['chosen_over_base']['max']:.2f}]", file=sys.stderr, flush=True)
     quality = overlap_quality(a, work / "cache")
     summary = []
     for o in a.overlaps:
         for folder in a.test:
             got = [r["team_map_at1"] for r in quality if r["overlap"] == o and r["test"] == str(folder)]
             summary.append({"overlap": o, "test": str(folder), "team_map_at1": spread(got)})
-    return {"video": str(a.test[0]), "base": {"precision": "float32", "overlap": a.base_overlap}, "speed": speed,
+    return {"video": str(a.test[0]), "workers": a.workers[0], "base": {"precision": "float32", "overlap": a.base_overlap, "workers": a.base_workers},
+            "chosen": {"precision": "bf16", "overlap": a.chosen_overlap, "workers": a.workers[0]}, "speed": speed, "goals": goals,
             "quality": quality, "quality_summary": summary}
 
 
@@ -170,17 +182,20 @@ def main(argv=None):
     p.add_argument("--test", type=Path, nargs="+", required=True, help="folders of labelled games to score (the first is also timed)")
     p.add_argument("--checkpoints", type=Path, nargs="+", required=True, help="fine-tuned checkpoints (best.pt; the first is timed)")
     p.add_argument("--overlaps", type=int, nargs="+", default=[0, 8, 16, 24])
-    p.add_argument("--base-overlap", type=int, default=16, help="the overlap the speed ratios are taken against")
+    p.add_argument("--base-overlap", type=int, default=16, help="the overlap the speed ratios are taken against (the tiny default before 4f8688a)")
+    p.add_argument("--base-workers", type=int, default=1, help="the dudek infer --workers of the base (its default before this change)")
+    p.add_argument("--chosen-overlap", type=int, default=8, help="the tiny profile's inference overlap, compared with the base")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--train-clips", type=int, default=160, help="clips of each training run (one epoch)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--workers", type=int, default=1, help="dudek infer --workers")
+    p.add_argument("--workers", type=int, nargs="+", default=[0, 1], help="dudek infer --workers: the first for the sweep, the others for the base and chosen settings")
     p.add_argument("--compile-steps", type=int, default=5)
     p.add_argument("--parts", nargs="+", default=["train", "infer", "compile"], choices=["train", "infer", "compile"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, help="results file (JSON) to write")
     a = p.parse_args(argv)
-    if a.base_overlap not in a.overlaps: a.overlaps.append(a.base_overlap)
+    a.overlaps += [o for o in (a.base_overlap, a.chosen_overlap) if o not in a.overlaps]
+    if a.base_workers not in a.workers: a.workers.append(a.base_workers)
     commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
     results = {"benchmark": "cpu_speed", "date": time.strftime("%Y-%m-%d"), "commit": commit, "machine": machine(),
                "command": " ".join(["python", "benchmarks/cpu_speed.py", *(argv or sys.argv[1:])])}

@@ -289,7 +289,7 @@ def inference_jobs(source, out) -> tuple[list[tuple[str, Path, Path, str]], bool
 
 # %% ../nbs/12_infer.ipynb #99956b11
 def infer(source, checkpoint, out, tta: str | None = None, raw=None, params=None, zip_path=None, device: str | None = None,
-          workers: int = 1, batch_size: int | None = None, progress: bool = False, overlap: int | None = None,
+          workers: int | None = None, batch_size: int | None = None, progress: bool = False, overlap: int | None = None,
           amp: bool | None = None) -> dict:
     "Spot the ball actions of `source` (a game, a folder of games or a video) with `checkpoint`; write `results_spotting.json` file(s)."
     # `overlap` (sampled frames shared by consecutive clips) and `amp` (mixed precision) replace the checkpoint's
@@ -297,6 +297,7 @@ def infer(source, checkpoint, out, tta: str | None = None, raw=None, params=None
     try: kind = torch.device(device).type
     except RuntimeError: raise InputError("option", "--device", f"cpu, cuda or cuda:N, got {device!r}") from None
     if kind == "cuda" and not torch.cuda.is_available(): raise InputError("option", "--device", "cpu (no CUDA device here)")
+    if workers is None: workers = 1 if kind == "cuda" else 0  # on a CPU a decoder process only takes cores from the model (measured)
     jobs, many = inference_jobs(source, out)
     if zip_path is not None and not many: raise InputError(zip_path, "--zip", "a folder of games as SOURCE (a submission holds several games)")
     model, cfg = load_spotter(checkpoint, device)
@@ -323,7 +324,7 @@ def infer(source, checkpoint, out, tta: str | None = None, raw=None, params=None
     if zip_path is not None: written.append(str(make_submission(zip_path, predictions)))
     seconds = time.perf_counter() - t0
     return {"games": len(jobs), "predictions": sum(len(p.predictions) for p in predictions.values()), "written": written,
-            "post": asdict(post), "tta": tta, "overlap": cfg.data.overlap, "precision": precision, "device": str(device), "seconds": round(seconds, 2),
+            "post": asdict(post), "tta": tta, "overlap": cfg.data.overlap, "precision": precision, "device": str(device), "workers": workers, "seconds": round(seconds, 2),
             "frames_per_s": round(frames / max(seconds, 1e-9), 1)}
 
 # %% ../nbs/12_infer.ipynb #ec2eadbf
