@@ -7,9 +7,9 @@
    the profiles).
 2. **Inference.** `dudek infer` runs on the first `--test` folder with the first checkpoint, float32 and bf16
    (`--no-amp` / `--amp`), at each overlap of `--overlaps` (sampled frames shared by consecutive clips) with the first
-   of `--workers` (decoder processes), and the base (float32, overlap 16, one decoder process: the command before this
-   work) and the chosen setting (bf16, overlap 8) with the other `--workers`, in turn, `--rounds` times; frames of
-   video per second come from its summary. Then every checkpoint (several seeds), in
+   of `--workers` (decoder processes) and the checkpoint's inference batch; then the base (float32, overlap 16, one
+   decoder process, batch 4: the command before this work), and the chosen overlap (8) with the other `--workers`
+   and at each of `--batch-sizes`; in turn, `--rounds` times. Frames of video per second come from its summary. Then every checkpoint (several seeds), in
    its own precision, is scored at each overlap on every `--test` folder (Team-mAP@1, as validation scores).
 3. **torch.compile.** The model's training step and inference forward, float32, eager against compiled (inductor), the
    whole model and its backbone alone, each in its own process: the first step (compiling) and the median step after,
@@ -70,10 +70,12 @@ def measure_training(a, work: Path) -> dict:
             "bf16_over_float32": spread(out["ratio"])}
 
 
-def infer_round(a, work: Path, amp: bool, overlap: int, workers: int, tag: str) -> float:
-    "Frames of video per second of one `dudek infer` of the first test folder with the first checkpoint."
+def infer_round(a, work: Path, setting: tuple, tag: str) -> float:
+    "Frames of video per second of one `dudek infer` of the first test folder with the first checkpoint at `setting`."
+    amp, overlap, workers, batch = setting
     summary = json.loads(dudek("infer", a.test[0], "--checkpoint", a.checkpoints[0], "--out", work / f"preds-{tag}", "--overlap", overlap,
-                               "--amp" if amp else "--no-amp", "--workers", workers, "--quiet").strip().splitlines()[-1])
+                               "--amp" if amp else "--no-amp", "--workers", workers, *(["--batch-size", batch] if batch else []),
+                               "--quiet").strip().splitlines()[-1])
     return summary["frames_per_s"]
 
 
@@ -94,33 +96,41 @@ def overlap_quality(a, cache: Path) -> list[dict]:
     return rows
 
 
+def name(setting: tuple) -> str:
+    amp, o, w, b = setting
+    return f"{'bf16' if amp else 'float32'} overlap {o} workers {w} batch {b or 'default'}"
+
+
 def measure_inference(a, work: Path) -> dict:
-    "frames/s of every (precision, overlap) at the first `--workers`, and of the base and chosen settings at the others, alternating."
-    name = lambda amp, o, w: f"{'bf16' if amp else 'float32'} overlap {o} workers {w}"
-    settings = [(amp, o, a.workers[0]) for o in a.overlaps for amp in (False, True)]
-    settings += [(amp, o, w) for w in a.workers[1:] for amp, o in ((False, a.base_overlap), (True, a.chosen_overlap))]
+    "frames/s of every (precision, overlap) at the first `--workers` and the checkpoint's batch; of the base; of the chosen overlap at the other workers and batches. Alternating."
+    w = a.workers[0]
+    settings = [(amp, o, w, None) for o in a.overlaps for amp in (False, True)]
+    base, chosen = (False, a.base_overlap, a.base_workers, a.base_batch), (True, a.chosen_overlap, w, None)
+    settings += [base] + [(True, a.chosen_overlap, x, None) for x in a.workers[1:]]
+    settings += [(amp, a.chosen_overlap, w, b) for b in a.batch_sizes for amp in (False, True)]
+    settings = list(dict.fromkeys(settings))
     fps = {s: [] for s in settings}
     for r in range(a.rounds):
-        for amp, o, w in (settings if r % 2 == 0 else settings[::-1]): fps[(amp, o, w)].append(infer_round(a, work, amp, o, w, f"{r}-{amp}-{o}-{w}"))
-        print(f"infer round {r + 1}/{a.rounds}: " + ", ".join(f"{name(*k)} {fps[k][-1]:.0f}" for k in settings) + " frames/s", file=sys.stderr, flush=True)
-    base = fps[(False, a.base_overlap, a.base_workers)]
-    speed = [{"precision": "bf16" if amp else "float32", "overlap": o, "workers": w, "frames_per_s": spread(fps[(amp, o, w)]),
-              "over_base": spread([f / b for f, b in zip(fps[(amp, o, w)], base)])} for amp, o, w in settings]
-    w = a.workers[0]
-    goals = {"bf16_over_float32": {o: spread([b / f for b, f in zip(fps[(True, o, w)], fps[(False, o, w)])]) for o in a.overlaps},
-             "chosen_over_base": spread([c / b for c, b in zip(fps[(True, a.chosen_overlap, w)], base)])}
-    print(f"bf16 / float32 (workers {w}): " + ", ".join(f"overlap {o} {v['median']:.2f}x [{v['min']:.2f}, {v['max']:.2f}]"
-                                                       for o, v in goals["bf16_over_float32"].items()), file=sys.stderr)
-    print(f"{name(True, a.chosen_overlap, w)} / {name(False, a.base_overlap, a.base_workers)}: {goals['chosen_over_base']['median']:.2f}x "
-          f"[{goals['chosen_over_base']['min']:.2f}, {goals['chosen_over_base']['max']:.2f}]", file=sys.stderr, flush=True)
+        for k, st in enumerate(settings if r % 2 == 0 else settings[::-1]): fps[st].append(infer_round(a, work, st, f"{r}-{k}"))
+        print(f"infer round {r + 1}/{a.rounds}: " + ", ".join(f"{name(st)} {fps[st][-1]:.0f}" for st in settings) + " frames/s", file=sys.stderr, flush=True)
+    ratio = lambda x, y: spread([p / q for p, q in zip(fps[x], fps[y])])
+    speed = [{"precision": "bf16" if st[0] else "float32", "overlap": st[1], "workers": st[2], "batch": st[3], "frames_per_s": spread(fps[st]),
+              "over_base": ratio(st, base)} for st in settings]
+    goals = {"bf16_over_float32": {o: ratio((True, o, w, None), (False, o, w, None)) for o in a.overlaps},
+             "bf16_over_float32_batch": {b: ratio((True, a.chosen_overlap, w, b), (False, a.chosen_overlap, w, b)) for b in a.batch_sizes},
+             "chosen_over_base": ratio(chosen, base)}
+    fmt = lambda v: f"{v['median']:.2f}x [{v['min']:.2f}, {v['max']:.2f}]"
+    print(f"bf16 / float32 (workers {w}, the checkpoint's batch): " + ", ".join(f"overlap {o} {fmt(v)}" for o, v in goals["bf16_over_float32"].items())
+          + f"; at overlap {a.chosen_overlap}: " + ", ".join(f"batch {b} {fmt(v)}" for b, v in goals["bf16_over_float32_batch"].items()), file=sys.stderr)
+    print(f"{name(chosen)} / {name(base)}: {fmt(goals['chosen_over_base'])}", file=sys.stderr, flush=True)
     quality = overlap_quality(a, work / "cache")
     summary = []
     for o in a.overlaps:
         for folder in a.test:
             got = [r["team_map_at1"] for r in quality if r["overlap"] == o and r["test"] == str(folder)]
             summary.append({"overlap": o, "test": str(folder), "team_map_at1": spread(got)})
-    return {"video": str(a.test[0]), "workers": a.workers[0], "base": {"precision": "float32", "overlap": a.base_overlap, "workers": a.base_workers},
-            "chosen": {"precision": "bf16", "overlap": a.chosen_overlap, "workers": a.workers[0]}, "speed": speed, "goals": goals,
+    setting = lambda st: {"precision": "bf16" if st[0] else "float32", "overlap": st[1], "workers": st[2], "batch": st[3]}
+    return {"video": str(a.test[0]), "workers": w, "base": setting(base), "chosen": setting(chosen), "speed": speed, "goals": goals,
             "quality": quality, "quality_summary": summary}
 
 
@@ -184,6 +194,8 @@ def main(argv=None):
     p.add_argument("--overlaps", type=int, nargs="+", default=[0, 8, 16, 24])
     p.add_argument("--base-overlap", type=int, default=16, help="the overlap the speed ratios are taken against (the tiny default before 4f8688a)")
     p.add_argument("--base-workers", type=int, default=1, help="the dudek infer --workers of the base (its default before this change)")
+    p.add_argument("--base-batch", type=int, default=4, help="the dudek infer --batch-size of the base (train.batch_size, its default before this change)")
+    p.add_argument("--batch-sizes", type=int, nargs="*", default=[4], help="other --batch-size values timed at the chosen overlap, both precisions")
     p.add_argument("--chosen-overlap", type=int, default=8, help="the tiny profile's inference overlap, compared with the base")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--train-clips", type=int, default=160, help="clips of each training run (one epoch)")
