@@ -195,7 +195,7 @@ def main(argv=None):
     p.add_argument("--base-overlap", type=int, default=16, help="the overlap the speed ratios are taken against (the tiny default before 4f8688a)")
     p.add_argument("--base-workers", type=int, default=1, help="the dudek infer --workers of the base (its default before this change)")
     p.add_argument("--base-batch", type=int, default=4, help="the dudek infer --batch-size of the base (train.batch_size, its default before this change)")
-    p.add_argument("--batch-sizes", type=int, nargs="*", default=[16], help="other --batch-size values timed at the chosen overlap, both precisions")
+    p.add_argument("--batch-sizes", type=int, nargs="*", default=[4, 16], help="other --batch-size values timed at the chosen overlap, both precisions")
     p.add_argument("--chosen-overlap", type=int, default=8, help="the tiny profile's inference overlap, compared with the base")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--train-clips", type=int, default=160, help="clips of each training run (one epoch)")

@@ -135,7 +135,7 @@ def infer_cmd(source: Path = typer.Argument(..., help="a game folder, a folder o
               zip_: Optional[Path] = typer.Option(None, "--zip", help="also write the submission zip (a folder of games)"),
               device: Optional[str] = typer.Option(None, help="cpu, cuda, cuda:1, ... (default: cuda if present)"),
               workers: Optional[int] = typer.Option(None, min=0, max=64, help="decoder processes beside the model (0: decode in the main process; default: 1 on a GPU, 0 on a CPU)"),
-              batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, max=4096, help="clips per forward pass (default: the checkpoint's train.batch_size)"),
+              batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1, max=4096, help="clips per forward pass (default: the checkpoint's data.infer_batch_size)"),
               overlap: Optional[int] = typer.Option(None, min=0, max=9_999, help="sampled frames shared by consecutive clips, below clip_len (default: the checkpoint's data.overlap)"),
               amp: Optional[bool] = typer.Option(None, "--amp/--no-amp", help="bf16 autocast where the CPU or GPU has it, or float32 (default: the checkpoint's train.amp)"),
               quiet: bool = typer.Option(False, "--quiet", help="no progress bars")):

@@ -25,6 +25,7 @@ class DataConfig:
     stride: int = 2  # sample every `stride`-th 25 fps frame (2 -> 12.5 fps)
     clip_len: int = 32  # sampled frames per clip
     overlap: int = 8  # sampled frames shared by consecutive inference clips (tiny: 8 spots 1.35x faster than 16, within 0.01 Team-mAP@1 on the test games, `12_infer`)
+    infer_batch_size: int = 8  # clips per forward pass at inference and validation (tiny: 8 is the fastest of 4, 8 and 16 in both precisions on a 2-core CPU, `12_infer`)
     frame_height: int = 64  # model input height (pixels)
     frame_width: int = 112  # model input width (pixels)
     radius: int = 4  # sampled frames either side of an event that take its class
@@ -141,7 +142,7 @@ LIMITS = {  # field -> (lowest, highest) value that makes sense; floats must als
     # 30 digits (`train.epochs=10**30`) is refused at once, not after it overflowed somewhere deep in a run
     "data.stride": (1, 250), "data.clip_len": (2, 10_000), "data.overlap": (0, 9_999), "data.frame_height": (32, 4096),
     "data.frame_width": (32, 4096), "data.radius": (0, 1_000), "data.clips_per_epoch": (1, 10**8), "data.event_bias": (0, 1),
-    "data.event_balance": (0, 1), "data.n_val": (0, 10**6), "data.n_test": (0, 10**6), "data.num_workers": (0, 256),
+    "data.event_balance": (0, 1), "data.n_val": (0, 10**6), "data.n_test": (0, 10**6), "data.num_workers": (0, 256), "data.infer_batch_size": (1, 65_536),
     "model.n_layers": (0, 16), "model.sgp_kernel": (1, 63), "model.sgp_k": (1, 64),
     **{f"augment.{p}": (0, 1) for p in ("p_flip", "p_crop", "p_camera", "p_color", "p_blur", "p_mixup")},
     "augment.crop_scale": (0.1, 1), "augment.mixup_alpha": (1e-6, 1e3),

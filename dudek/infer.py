@@ -135,7 +135,7 @@ def match_scores(model: nn.Module, video, cfg: Config, device="cpu", tta: str = 
                  codec: Codec = MERGED) -> np.ndarray:
     "Scores `(n_sampled, codec.n_classes)` of a whole video from its overlapping clips (`tta='flip'`: averaged with a mirrored pass)."
     if tta not in ("", "flip"): raise InputError("option", "tta", f"'' or 'flip', got {tta!r}")
-    clips = MatchClips(video, cfg, batch_size or cfg.train.batch_size, cache_dir)
+    clips = MatchClips(video, cfg, batch_size or cfg.data.infer_batch_size, cache_dir)
     device = torch.device(device)
     precision = amp_dtype(device, cfg.train.amp)
     agg = ClipAggregator(clips.n_sampled, codec.n_classes)
