@@ -24,8 +24,8 @@ class DataConfig:
     old_root: str = "data/synthetic-actions"  # a folder of old action-spotting games (pretraining)
     stride: int = 2  # sample every `stride`-th 25 fps frame (2 -> 12.5 fps)
     clip_len: int = 32  # sampled frames per clip
-    overlap: int = 8  # sampled frames shared by consecutive inference clips (tiny: 8 spots 1.35x faster than 16, within 0.01 Team-mAP@1 on the test games, `12_infer`)
-    infer_batch_size: int = 8  # clips per forward pass at inference and validation (tiny: 8 is never the slowest of 4, 8 and 16 in either precision on a 2-core CPU, `12_infer`)
+    overlap: int = 8  # sampled frames shared by consecutive inference clips (tiny: 8, chosen from the speed and quality sweep in `12_infer`)
+    infer_batch_size: int = 8  # clips per forward pass at inference and validation (tiny: 8, chosen from 4, 8 and 16 measured in `12_infer`)
     frame_height: int = 64  # model input height (pixels)
     frame_width: int = 112  # model input width (pixels)
     radius: int = 4  # sampled frames either side of an event that take its class

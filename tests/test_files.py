@@ -1,5 +1,6 @@
 """What every written file can count on (`dudek.files`, `dudek.config.make_run_dir`), and damaged ground-truth files."""
 import json, os, subprocess, sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -145,3 +146,10 @@ def test_an_output_that_cannot_be_written_is_one_line_and_nothing_is_replaced(tm
     if case == "a folder": assert (out / "mine").read_text() == "kept" and sorted(p.name for p in out.iterdir()) == ["mine"]
     if case == "a socket": import stat; assert stat.S_ISSOCK(os.stat(out).st_mode)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
+
+
+def test_the_front_page_table_is_the_one_its_results_file_renders():
+    "The README's (and the site's) table of the tiny reproduction is what `scripts/reproduce_table.py` prints from the committed results."
+    root = Path(__file__).resolve().parent.parent
+    table = subprocess.run([sys.executable, str(root / "scripts" / "reproduce_table.py")], capture_output=True, text=True, check=True).stdout.strip()
+    assert table.count("\n") > 10 and table in (root / "README.md").read_text()
