@@ -4,7 +4,7 @@
 
 # %% ../nbs/14_report.ipynb #2f5fb4d3
 from __future__ import annotations
-import importlib, json, logging, os, signal, sys, tempfile, time, warnings
+import importlib, json, logging, os, signal, sys, tempfile, threading, time, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,13 +204,25 @@ class StageError(Exception):
 KERNEL_LOGS = "logs"  # the run's folder of the kernels' own output: `<run>/logs/<stage notebook>.log`
 CHATTY = ("papermill", "nbclient", "jupyter_client", "traitlets", "asyncio")  # loggers silenced by --quiet
 
+@contextmanager
+def _interrupts_held():
+    "Hold Ctrl-C (SIGINT) back until the block ends, then raise it: what the block starts is recorded before an interrupt can land."
+    if threading.current_thread() is not threading.main_thread(): yield; return  # only the main thread receives signals
+    held = []
+    old = signal.signal(signal.SIGINT, lambda *sig: held.append(sig))  # a Python handler: a child process starts with the default one
+    try: yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+        if held and callable(old): old(*held[0])  # the default handler raises KeyboardInterrupt
+
 def _kernel_manager(log, groups: list):
     "A kernel manager class whose kernels write their own stdout and stderr (log lines, C-level output) into the open file `log`; their process groups go into `groups`."
     from jupyter_client.manager import AsyncKernelManager
     class StageKernelManager(AsyncKernelManager):
         async def start_kernel(self, **kw):
-            await super().start_kernel(**{"stdout": log, "stderr": log, **kw})
-            if getattr(self.provisioner, "pgid", None): groups.append(self.provisioner.pgid)
+            with _interrupts_held():  # a Ctrl-C between the kernel's launch and this list would leave it running, unknown
+                await super().start_kernel(**{"stdout": log, "stderr": log, **kw})
+                if getattr(self.provisioner, "pgid", None): groups.append(self.provisioner.pgid)
     return StageKernelManager
 
 def _kill_groups(groups):
