@@ -1,10 +1,11 @@
 """Finished reproductions side by side: quality on both leagues and time per stage, by group (e.g. float32 against bf16).
 
 Each group is a name and the `dudek reproduce` run folders of its seeds. For every run it reads `metrics.json` (the
-held-out test games of the training league, tuned Soft-NMS) and `pipeline.json` (the seconds of each stage), and
-scores the run's fine-tuned model on held-out games of the other league (`--other`, generated if missing, with the
-run's tuned Soft-NMS). With `--overlap`, both leagues are scored here at that inference overlap, so that runs made
-with different overlaps compare at one. It prints, per group, the mean and range over the seeds of Team-mAP@1 and mAP@1 on both
+held-out test games of the training league, tuned Soft-NMS) and `pipeline.json` (the seconds of each stage); the other
+league's figures come from `metrics.json` too where the run scored it (`other_league`), else the run's fine-tuned model
+is scored here on held-out games of the other league (`--other`, generated if missing, with the run's tuned Soft-NMS).
+With `--overlap`, both leagues are scored here at that inference overlap, so that runs made with different overlaps
+compare at one. It prints, per group, the mean and range over the seeds of Team-mAP@1 and mAP@1 on both
 leagues, the per-label team AP, and the seconds of each stage; the results file holds the same with the date, commit,
 machine and command.
 
@@ -13,18 +14,20 @@ machine and command.
 """
 from __future__ import annotations
 
-import argparse, json, subprocess, sys, time
+import argparse, json, sys
 from pathlib import Path
 
 from dudek.ablations import spread
 from dudek.annotations import find_games
 from dudek.infer import evaluate_games, load_spotter, read_params
 from dudek.labels import BALL_LABELS, get_codec
+from dudek.config import provenance
+from dudek.files import atomic_write
 from dudek.metrics import json_ready
+from dudek.pipeline import SIZES
 from dudek.synthetic import synthesize
 
-ROOT = Path(__file__).resolve().parent.parent
-OTHER = dict(n_games=2, minutes=6.0, seed=1, min_events_per_class=3, league="other_league")  # as train_quality.py's
+OTHER = SIZES["tiny"]["sets"]["test-other"]  # the tiny reproduction's own other-league games (runs since it scores them: metrics.json)
 
 
 def one_run(run: Path, other: Path, overlap: int | None) -> dict:
@@ -37,9 +40,10 @@ def one_run(run: Path, other: Path, overlap: int | None) -> dict:
     if overlap is not None: cfg.data.overlap = overlap
     leagues = {}
     for league, folder in (("training_league", run / "data" / "test"), ("other_league", other)):
-        if league == "training_league" and overlap is None:  # the reproduction's own figures
-            leagues[league] = {"team_map_at1": metrics["team_map_at1"], "map_at1": metrics["map_at1"],
-                               "team_ap": {r["label"]: r["team_ap"] for r in metrics["per_label"]}}
+        own = metrics if league == "training_league" else metrics.get("other_league")
+        if own is not None and overlap is None:  # the reproduction's own figures
+            leagues[league] = {"team_map_at1": own["team_map_at1"], "map_at1": own["map_at1"],
+                               "team_ap": {r["label"]: r["team_ap"] for r in own["per_label"]}}
             continue
         s = evaluate_games(model, find_games(folder, kind="ball"), cfg, get_codec(cfg.model.head), cache_dir=run / "cache", per_label=True)
         leagues[league] = {"team_map_at1": s["team_map"], "map_at1": s["map"], "team_ap": s["team_ap"]}
@@ -79,14 +83,9 @@ def main(argv=None):
         print(f"{k:28s}" + "".join(f"{g['stage_seconds'][k]['mean']:>15.0f} [{g['stage_seconds'][k]['min']:.0f}, {g['stage_seconds'][k]['max']:.0f}]"
                                    if k in g["stage_seconds"] else f"{'-':>26s}" for g in groups.values()))
     print(f"{'all stages':28s}" + "".join(f"{g['seconds']['mean']:>15.0f} [{g['seconds']['min']:.0f}, {g['seconds']['max']:.0f}]" for g in groups.values()))
-    commit = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
-    import torch, os
-    results = json_ready({"benchmark": "reproduce_compare", "date": time.strftime("%Y-%m-%d"), "commit": commit,
-                          "machine": {"cores": os.cpu_count(), "torch": torch.__version__},
-                          "command": " ".join(["python", "benchmarks/reproduce_compare.py", *(argv or sys.argv[1:])]), "groups": groups})
-    if a.out:
-        a.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = a.out.with_name(a.out.name + ".tmp"); tmp.write_text(json.dumps(results, indent=1) + "\n"); tmp.replace(a.out)
+    results = json_ready({"benchmark": "reproduce_compare", **provenance(" ".join(["python", "benchmarks/reproduce_compare.py", *(argv or sys.argv[1:])])),
+                          "groups": groups})
+    if a.out: atomic_write(a.out, json.dumps(results, indent=1) + "\n")
     print(json.dumps(results))
 
 

@@ -27,12 +27,13 @@ from dudek.synthetic import synthesize
 from dudek.infer import evaluate_games, load_trained
 from dudek.train import train_stage
 from dudek.ablations import spread
+from dudek.pipeline import SIZES
 
 DATA = {  # folder -> synthesize(...) keyword arguments
     "train": dict(n_games=7, minutes=4.0, seed=0, rare_boost=3.0, min_events_per_class=2),
     "old": dict(n_games=6, minutes=4.0, seed=2, kind="actions"),
     "test": dict(n_games=2, minutes=6.0, seed=1, min_events_per_class=3),
-    "other": dict(n_games=2, minutes=6.0, seed=1, min_events_per_class=3, league="other_league"),
+    "other": SIZES["tiny"]["sets"]["test-other"],  # the tiny reproduction's other-league games
 }
 
 

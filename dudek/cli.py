@@ -173,7 +173,8 @@ def synth_cmd(out: Path = typer.Argument(..., help="folder to write the games in
               minutes: float = typer.Option(2.0, help="length of each game's video (both halves), in minutes"),
               seed: int = typer.Option(0, min=0, max=2**63 - 1, help="random seed: the same seed makes the same games"),
               kind: str = typer.Option("ball", help="ball (224p.mp4, Labels-ball.json) or actions (1_224p.mkv, 2_224p.mkv, Labels-v2.json)"),
-              league: str = typer.Option("synthetic_league", help="the look of the games: synthetic_league or other_league"),
+              league: str = typer.Option("synthetic_league", help="the look of the games: synthetic_league, other_league or third_league"),
+              mix: str = typer.Option("", help="factors of another league's look, e.g. other_league:ball,zoom (kits, keepers, grass, ball, zoom, light, shadow, stripes)"),
               min_events: int = typer.Option(0, "--min-events", min=0, max=100, help="at least this many events of every label and team per game (ball games)"),
               rare_boost: float = typer.Option(1.0, "--rare-boost", help="weight factor of the choices that make rare labels"),
               height: int = typer.Option(224, min=64, max=4320, help="frame height in px (even, >= 64); the width is 16:9, rounded to even"),
@@ -185,7 +186,7 @@ def synth_cmd(out: Path = typer.Argument(..., help="folder to write the games in
     from dudek.synthetic import synthesize  # it checks every option (and that OUT is writable) before writing anything
     for folder in synthesize(out, n_games=games, minutes=minutes, seed=seed, kind=kind, league=league, min_events_per_class=min_events,
                              rare_boost=rare_boost, size=synth_size(height), workers=workers, variability=variability,
-                             first_game=first_game, replays=replays): print(folder)
+                             first_game=first_game, replays=replays, mix=mix): print(folder)
 
 # %% ../nbs/90_cli.ipynb #6b9ed5f5
 # cli: reproduce

@@ -58,6 +58,10 @@ class AugmentConfig:
     p_camera: float = 0.0  # smooth camera drift across the clip (paper: 0.2)
     p_color: float = 0.0  # each of hue, saturation, brightness, contrast (paper: 0.25)
     p_blur: float = 0.0  # Gaussian blur, kernel 5 (paper: 0.25)
+    p_swap: float = 0.0  # red and blue channels swapped: other kit colours (not in the write-up)
+    p_zoom: float = 0.0  # zoom about the centre, out as well as in (not in the write-up)
+    p_light: float = 0.0  # a gain per colour channel (not in the write-up)
+    p_shadow: float = 0.0  # a shadow over the far side (not in the write-up)
     p_mixup: float = 0.0  # mixup of two clips and their targets
     mixup_alpha: float = 0.2  # Beta(alpha, alpha) for the mixing weight
 
@@ -144,7 +148,7 @@ LIMITS = {  # field -> (lowest, highest) value that makes sense; floats must als
     "data.frame_width": (32, 4096), "data.radius": (0, 1_000), "data.clips_per_epoch": (1, 10**8), "data.event_bias": (0, 1),
     "data.event_balance": (0, 1), "data.n_val": (0, 10**6), "data.n_test": (0, 10**6), "data.num_workers": (0, 256), "data.infer_batch_size": (1, 65_536),
     "model.n_layers": (0, 16), "model.sgp_kernel": (1, 63), "model.sgp_k": (1, 64),
-    **{f"augment.{p}": (0, 1) for p in ("p_flip", "p_crop", "p_camera", "p_color", "p_blur", "p_mixup")},
+    **{f"augment.{p}": (0, 1) for p in ("p_flip", "p_crop", "p_camera", "p_color", "p_blur", "p_swap", "p_zoom", "p_light", "p_shadow", "p_mixup")},
     "augment.crop_scale": (0.1, 1), "augment.mixup_alpha": (1e-6, 1e3),
     "train.epochs": (1, 10**6), "train.warmup_epochs": (0, 10**6), "train.batch_size": (1, 65_536), "train.lr": (1e-12, 10),
     "train.weight_decay": (0, 10), "train.fg_weight": (1e-6, 1e6), "train.ce_weight": (0, 1e6),

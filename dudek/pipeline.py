@@ -60,12 +60,14 @@ SIZES: dict[str, dict] = {
     "tiny": {"sets": {"train": dict(n_games=5, minutes=4.0, seed=0, rare_boost=3.0, min_events_per_class=2),
                       "old": dict(n_games=2, minutes=3.0, seed=2, kind="actions"),
                       "val": dict(n_games=2, minutes=3.0, seed=3, min_events_per_class=1),
-                      "test": dict(n_games=2, minutes=6.0, seed=1, min_events_per_class=3)},
+                      "test": dict(n_games=2, minutes=6.0, seed=1, min_events_per_class=3),
+                      "test-other": dict(n_games=2, minutes=6.0, seed=1, min_events_per_class=3, league="other_league")},
              "pretrain_epochs": 1, "finetune_epochs": 10, "clips_per_epoch": 400, "trials": 60, "tta": "", "overrides": {}},
     "paper": {"sets": {"train": dict(n_games=7, minutes=20.0, seed=0, rare_boost=3.0, min_events_per_class=2),
                        "old": dict(n_games=20, minutes=20.0, seed=2, kind="actions"),
                        "val": dict(n_games=2, minutes=20.0, seed=3, min_events_per_class=2),
-                       "test": dict(n_games=2, minutes=20.0, seed=1, min_events_per_class=3)},
+                       "test": dict(n_games=2, minutes=20.0, seed=1, min_events_per_class=3),
+                       "test-other": dict(n_games=2, minutes=20.0, seed=1, min_events_per_class=3, league="other_league")},
               "pretrain_epochs": 30, "finetune_epochs": 30, "clips_per_epoch": 5000, "trials": 200, "tta": "flip", "overrides": {}},
 }
 
@@ -74,7 +76,7 @@ BUDGET_S: dict[str, dict[str, float]] = {  # seconds per stage of the `tiny` pro
     # of wall time with the site: benchmarks/results/precision_quality.json)
     "tiny": {"00_labels": 2, "00a_files": 2, "01_annotations": 2, "02_video": 2, "03_config": 3, "04a_engine": 6, "data": 70,
              "explore": 7, "07_postprocess": 3, "augment": 10, "model": 12, "10_dataset": 6, "train": 351, "infer-val": 28,
-             "tune": 13, "infer-test": 30, "score": 7, "report": 16, "90_cli": 8, "index": 2,
+             "tune": 13, "infer-test": 30, "infer-other": 30, "score": 7, "report": 16, "90_cli": 8, "index": 2,
              "ablations": 4000}}  # (--ablations, its own sizes below: 3,950 s measured on 2026-12-04, 2 seeds; the issue allows 100 min)
 
 MAX_COUNT = 10 ** 8  # the most epochs, clips, trials or games a size may ask for: a number past it is a typo, refused before any work
@@ -102,9 +104,9 @@ def run_sizes(profile: str, sizes: dict | None = None) -> dict:
 
 ABLATION_SIZES: dict[str, dict] = {  # the ablations' own schedule (15_ablations): every trained configuration gets it, each seed
     "tiny": {"pretrain_epochs": 1, "finetune_epochs": 3, "clips_per_epoch": 400, "trials": 60, "seeds": [0, 1],
-             "other": dict(n_games=2, minutes=6.0, seed=1, min_events_per_class=3, league="other_league")},
+             "other": SIZES["tiny"]["sets"]["test-other"]},  # (the reproduction's own other-league games)
     "paper": {"pretrain_epochs": 10, "finetune_epochs": 20, "clips_per_epoch": 5000, "trials": 100, "seeds": [0, 1],
-              "other": dict(n_games=2, minutes=20.0, seed=1, min_events_per_class=3, league="other_league")}}
+              "other": SIZES["paper"]["sets"]["test-other"]}}
 
 def ablation_sizes(profile: str, sizes: dict | None = None) -> dict:
     "The ablations' sizes for `profile` with `sizes` overriding some (`{'finetune_epochs': 1, 'seeds': [0, 1]}`), each checked."
@@ -181,6 +183,9 @@ def plan(run, profile: str = "tiny", data=None, old_data=None, sizes: dict | Non
         Stage("infer-test", "12_infer", "the test games, tuned Soft-NMS", {"checkpoint": str(run / "train" / "finetune" / "best.pt"),
               "data_dir": str(d / "test"), "out_dir": str(run / "test"), "params": str(run / "tune" / "params.json"),
               "tta": s["tta"], "minutes": 0.25, "seed": seed, "quiet": True}, page=False),
+        *([] if data else [Stage("infer-other", "12_infer", "the other league's test games: the same model, a look it never saw",
+              {"checkpoint": str(run / "train" / "finetune" / "best.pt"), "data_dir": str(d / "test-other"), "out_dir": str(run / "test-other"),
+               "params": str(run / "tune" / "params.json"), "tta": s["tta"], "minutes": 0.25, "seed": seed, "quiet": True}, page=False)]),
         Stage("score", "06_metrics", "Team-mAP@1 of the test predictions",
               {"labels_root": str(d / "test"), "predictions": str(run / "test" / "predictions"), "run_dir": str(run / "scores" / "test")}),
         Stage("report", "14_report", "metrics.json and the report", {"run_dir": str(run)}),
@@ -369,6 +374,9 @@ def run_metrics(run, scored=None) -> dict:
     out = scores.summary()
     present = [r["label"] for r in out["per_label"] if r["events_left"] + r["events_right"] > 0]
     out.update(labels_scored=present, games=info["games"])
+    if (run / "test-other" / "predictions").is_dir():  # synthetic runs: the same model on the other league's games
+        other, _, _, other_info = test_scores(run / "data" / "test-other", run / "test-other" / "predictions")
+        out["other_league"] = {**other.summary(), "games": other_info["games"]}
     tuned, state = _read_json(run / "tune" / "params.json"), read_state(run)
     if tuned is not None:
         out["validation"] = {"team_map_at1_tuned": tuned.get("team_map"), "team_map_at1_present_labels_tuned": tuned.get("team_map_present"),
@@ -387,11 +395,15 @@ def headline(metrics: dict) -> str:
     "The run's one line: Team-mAP@1 and mAP@1 on the test games, never NaN (the labels it averages over when some are absent)."
     n, present = len(BALL_LABELS), metrics["labels_scored"]
     games = f"{len(metrics['games'])} test game{'s' * (len(metrics['games']) != 1)}"
+    other = metrics.get("other_league") or {}
+    tail = (f"; other league: Team-mAP@1 {other['team_map_at1']:.3f}, mAP@1 {other['map_at1']:.3f}" if other.get("team_map_at1") is not None else
+            f"; other league: Team-mAP@1 {other['team_map_at1_present_labels']:.3f} (labels present), mAP@1 {other['map_at1']:.3f}"
+            if other.get("per_label") else "")
     if metrics.get("team_map_at1") is not None:
-        return f"Team-mAP@1 {metrics['team_map_at1']:.3f}, mAP@1 {metrics['map_at1']:.3f} on {games} (all {n} labels)"
+        return f"Team-mAP@1 {metrics['team_map_at1']:.3f}, mAP@1 {metrics['map_at1']:.3f} on {games} (all {n} labels){tail}"
     if not present: return f"no ball-action event in the {games}: nothing to score"
     return (f"Team-mAP@1 {metrics['team_map_at1_present_labels']:.3f} over the {len(present)} of {n} labels present in the {games} "
-            f"({', '.join(present)}), mAP@1 {metrics['map_at1']:.3f}")
+            f"({', '.join(present)}), mAP@1 {metrics['map_at1']:.3f}{tail}")
 
 # %% ../nbs/14_report.ipynb #37fb30e7
 def plot_label_bars(metrics: dict):
@@ -460,6 +472,10 @@ def report_markdown(metrics: dict, figures: dict[str, str], config_rows: Sequenc
              "| games | Team-mAP@1 | Team-mAP@1, labels present | mAP@1 |", "|---|---|---|---|",
              f"| test ({len(metrics['games'])}), tuned Soft-NMS | {_fmt(metrics.get('team_map_at1'))} | "
              f"{_fmt(metrics.get('team_map_at1_present_labels'))} | {_fmt(metrics.get('map_at1'))} |"]
+    other = metrics.get("other_league")
+    if other:
+        lines += [f"| other league's test ({len(other['games'])}), the same model | {_fmt(other.get('team_map_at1'))} | "
+                  f"{_fmt(other.get('team_map_at1_present_labels'))} | {_fmt(other.get('map_at1'))} |"]
     if val:
         d = val.get("default") or {}
         lines += [f"| validation, default Soft-NMS | {_fmt(d.get('team_map'))} | {_fmt(d.get('team_map_present'))} | {_fmt(d.get('map'))} |",
@@ -470,6 +486,11 @@ def report_markdown(metrics: dict, figures: dict[str, str], config_rows: Sequenc
               "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['label']} | {_fmt(r['team_ap'])} | {_fmt(r['ap'])} | {_fmt(r['ap_left'])} | {_fmt(r['ap_right'])} | "
               f"{r['events_left']} | {r['events_right']} | {r['detections']} |" for r in metrics["per_label"]]
+    if other:
+        lines += ["", "## Per label, both leagues", "", "| label | team AP, training league | team AP, other league | AP, training league | AP, other league |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {r['label']} | {_fmt(r['team_ap'])} | {_fmt(o['team_ap'])} | {_fmt(r['ap'])} | {_fmt(o['ap'])} |"
+                  for r, o in zip(metrics["per_label"], other["per_label"])]
     for caption, path in figures.items(): lines += ["", f"## {caption}", "", f"![{caption}]({path})"]
     if metrics.get("training"):
         t = metrics["training"]

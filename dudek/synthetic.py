@@ -7,7 +7,7 @@ from __future__ import annotations
 import ctypes, math, multiprocessing as mp, os, signal, tempfile, threading, time, zlib
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
@@ -24,11 +24,12 @@ from .engine import (FPS, HALF_LENGTH, HALF_WIDTH, GOAL_HALF_WIDTH, GOAL_HEIGHT,
                           POSES, N_FIGURES, KEEPERS, REFEREE, Event, Half, Quota, team_of, simulate_half)
 
 # %% auto #0
-__all__ = ['FIGURE_HEIGHT', 'UPRIGHT_POWER', 'LEAGUES', 'PARTS', 'REPLAY_ZOOM', 'CLOSE_UP_ZOOM', 'ZOOM_FRAMES', 'SKINS', 'HAIR',
-           'PROPS', 'OUTLINE', 'REPLAY_TAG', 'TOUCH_DV', 'TOUCH_REACH', 'CLUBS', 'KINDS', 'MAX_GAME', 'Camera', 'Look',
-           'League', 'sample_look', 'render_panorama', 'figure_mask', 'camera_pan', 'broadcast_edit', 'figure_colours',
-           'Projection', 'project_half', 'Renderer', 'half_truth', 'GameSpec', 'SyntheticGame', 'game_seed',
-           'half_frames', 'simulate_game', 'game_labels', 'video_names', 'write_game', 'check_options', 'synthesize']
+__all__ = ['FIGURE_HEIGHT', 'UPRIGHT_POWER', 'LEAGUES', 'FACTORS', 'PARTS', 'REPLAY_ZOOM', 'CLOSE_UP_ZOOM', 'ZOOM_FRAMES',
+           'SKINS', 'HAIR', 'PROPS', 'OUTLINE', 'REPLAY_TAG', 'TOUCH_DV', 'TOUCH_REACH', 'CLUBS', 'KINDS', 'MAX_GAME',
+           'Camera', 'Look', 'League', 'sample_look', 'mix_factors', 'mixed_league', 'mixed_look', 'render_panorama',
+           'figure_mask', 'camera_pan', 'broadcast_edit', 'figure_colours', 'Projection', 'project_half', 'Renderer',
+           'half_truth', 'GameSpec', 'SyntheticGame', 'game_seed', 'half_frames', 'simulate_game', 'game_labels',
+           'video_names', 'write_game', 'check_options', 'synthesize']
 
 # %% ../nbs/04_synthetic.ipynb #e39048b9
 FIGURE_HEIGHT = 2.4  # metres: figures are drawn taller than life, ~24 px at 224 high (~7 px at 64)
@@ -117,12 +118,16 @@ LEAGUES = {
     "other_league": League(kits=((150, 20, 45), (20, 35, 110), (0, 150, 150), (235, 90, 160), (250, 250, 250), (230, 200, 20)),
                            keepers=((150, 150, 150), (255, 140, 0)), grass=(92, 128, 50), ball=(255, 220, 40), view=0.35,
                            grass_spread=14.0, light_spread=0.10, shadow=(0.15, 0.35), stripe=0.13),
+    # a third look, for validation games that neither training nor testing sees: every factor differs from both others
+    "third_league": League(kits=((220, 0, 90), (15, 15, 15), (250, 200, 170), (60, 140, 240), (120, 70, 30), (200, 230, 255)),
+                           keepers=((130, 220, 40), (100, 40, 150)), grass=(40, 112, 56), ball=(255, 125, 50), view=0.46,
+                           view_spread=0.03, grass_spread=10.0, light_spread=0.08, shadow=(0.05, 0.20), stripe=0.05),
 }
 
-def sample_look(rng: np.random.Generator, league: str = "synthetic_league", variability: float = 1.0) -> Look:
-    "A random look of a game of `league`; `variability` scales every random spread."
-    if league not in LEAGUES: raise ValueError(f"league: expected one of {sorted(LEAGUES)}, got {league!r}")
-    lg = LEAGUES[league]
+def sample_look(rng: np.random.Generator, league: str | League = "synthetic_league", variability: float = 1.0) -> Look:
+    "A random look of a game of `league` (a name in `LEAGUES`, or a `League`); `variability` scales every random spread."
+    if not isinstance(league, League) and league not in LEAGUES: raise ValueError(f"league: expected one of {sorted(LEAGUES)}, got {league!r}")
+    lg = league if isinstance(league, League) else LEAGUES[league]
     kits = np.array(lg.kits, np.float64)
     while True:
         i, j = rng.choice(len(kits), 2, replace=False)
@@ -134,6 +139,35 @@ def sample_look(rng: np.random.Generator, league: str = "synthetic_league", vari
                 home_keeper=lg.keepers[0], away_keeper=lg.keepers[1], grass=jitter(lg.grass, lg.grass_spread), stripe=lg.stripe,
                 light=light, shadow=float(rng.uniform(*lg.shadow)) * min(variability, 1.0) if lg.shadow[1] > 0 else 0.0,
                 ball=lg.ball, view=float(np.clip(lg.view + rng.normal(0, lg.view_spread * variability), 0.28, 0.55)))
+
+# %% ../nbs/04_synthetic.ipynb #27728fe9
+FACTORS = {  # the factors of a league's look: the `League` fields that make each (together, every field) and the `Look` fields it sets
+    "kits": (("kits", "min_kit_distance"), ("home", "away", "home_shorts", "away_shorts")), "keepers": (("keepers",), ("home_keeper", "away_keeper")),
+    "grass": (("grass", "grass_spread"), ("grass",)), "ball": (("ball",), ("ball",)), "zoom": (("view", "view_spread"), ("view",)),
+    "light": (("light_spread",), ("light",)), "shadow": (("shadow",), ("shadow",)), "stripes": (("stripe",), ("stripe",))}
+
+def mix_factors(mix: str) -> tuple[str, list[str]]:
+    "`'other_league:ball,zoom'` -> `('other_league', ['ball', 'zoom'])`; ValueError naming what is wrong."
+    donor, _, names = mix.partition(":")
+    if donor not in LEAGUES: raise ValueError(f"mix: expected <league>:<factor>,... with a league of {sorted(LEAGUES)}, got {donor!r}")
+    names = [n.strip() for n in names.split(",") if n.strip()]
+    if not names or any(n not in FACTORS for n in names):
+        raise ValueError(f"mix: expected {donor}:<factor>,... with factors of {list(FACTORS)}, got {mix!r}")
+    return donor, names
+
+def mixed_league(league: str, mix: str = "") -> League:
+    "`league` with the factors that `mix` names taken from another league: `'other_league:ball,zoom'` (`''`: `league` as it is)."
+    if league not in LEAGUES: raise ValueError(f"league: expected one of {sorted(LEAGUES)}, got {league!r}")
+    if not mix: return LEAGUES[league]
+    donor, names = mix_factors(mix)
+    return replace(LEAGUES[league], **{f: getattr(LEAGUES[donor], f) for n in names for f in FACTORS[n][0]})
+
+def mixed_look(rng_seed, league: str, mix: str, variability: float = 1.0) -> Look:
+    "The look that `league`'s draws from `rng_seed` give, with only the factors `mix` names drawn as in the league they come from."
+    look = sample_look(np.random.default_rng(rng_seed), league, variability)
+    if not mix: return look
+    donor = sample_look(np.random.default_rng(rng_seed), mixed_league(league, mix), variability)
+    return replace(look, **{f: getattr(donor, f) for n in mix_factors(mix)[1] for f in FACTORS[n][1]})
 
 # %% ../nbs/04_synthetic.ipynb #fd717c48
 def _pitch_shapes():
@@ -561,6 +595,7 @@ class GameSpec:
     rare_boost: float = 1.0
     size: tuple = (224, 398)  # (height, width) of the video
     replays: float = 0.3  # chance of a replay after a goal, a shot or a foul
+    mix: str = ""  # factors of another league's look, e.g. "other_league:ball" (`mixed_league`): the same game, that factor changed
 
 @dataclass
 class SyntheticGame:
@@ -582,7 +617,8 @@ def half_frames(minutes: float) -> tuple[int, int]:
 def simulate_game(spec: GameSpec) -> SyntheticGame:
     "Play the game `spec` describes; raises ValueError when `min_events` cannot be met in its length."
     rng = np.random.default_rng(game_seed(spec))
-    look = sample_look(rng, spec.league, spec.variability)
+    look = sample_look(rng, spec.league, spec.variability)  # (drawn to move `rng` on as the league's own games do)
+    if spec.mix: look = mixed_look(game_seed(spec), spec.league, spec.mix, spec.variability)
     home, away = rng.choice(len(CLUBS), 2, replace=False)
     toss = int(rng.integers(2))  # which team kicks off the first half: without the toss, `left` always would
     day = np.datetime64("2025-08-02") + 3 * spec.index
@@ -685,7 +721,7 @@ def _pathconf(p: Path, name: str, default: int) -> int:
     except (AttributeError, OSError, ValueError): return default
 
 def check_options(out, n_games, minutes, seed, kind, league, min_events_per_class, rare_boost, size, workers, variability, first_game=0,
-                  replays=0.3):
+                  replays=0.3, mix=""):
     "Raise a one-line `InputError` for the first bad option of `synthesize`."
     def bad(field, expected): raise InputError("synthesize", field, expected)
     isint = lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool)
@@ -696,6 +732,9 @@ def check_options(out, n_games, minutes, seed, kind, league, min_events_per_clas
         bad("first_game (--first-game)", f"a whole number in [0, {MAX_GAME - (n_games - 1)}] ({n_games} games numbered up to {MAX_GAME}), got {first_game!r}")
     if kind not in KINDS: bad("kind (--kind)", f"one of {', '.join(KINDS)}, got {kind!r}")
     if league not in LEAGUES: bad("league (--league)", f"one of {', '.join(LEAGUES)}, got {league!r}")
+    if not isinstance(mix, str): bad("mix (--mix)", f"<league>:<factor>,... (a text), got {mix!r}")
+    try: mixed_league(league, mix)
+    except ValueError as e: bad("mix (--mix)", str(e).removeprefix("mix: expected "))
     if not isint(min_events_per_class) or not 0 <= min_events_per_class <= 100:
         bad("min_events_per_class (--min-events)", f"a whole number in [0, 100], got {min_events_per_class!r}")
     num = lambda v, lo, hi: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and lo <= v <= hi
@@ -739,13 +778,13 @@ def _write_one(args): return write_game(*args)
 def synthesize(out, n_games: int = 2, minutes: float = 2.0, seed: int = 0, kind: str = "ball",
                league: str = "synthetic_league", min_events_per_class: int = 0, rare_boost: float = 1.0,
                size: tuple = (224, 398), workers: int = 2, variability: float = 1.0, first_game: int = 0,
-               replays: float = 0.3) -> list[Path]:
-    "Write `n_games` synthetic games under `out` (SoccerNet layout); returns their folders."
+               replays: float = 0.3, mix: str = "") -> list[Path]:
+    "Write `n_games` synthetic games under `out` (SoccerNet layout); returns their folders. `mix`: factors of another league's look (`mixed_league`)."
     check_options(out, n_games, minutes, seed, kind, league, min_events_per_class, rare_boost, tuple(size), workers, variability,
-                  first_game, replays)
+                  first_game, replays, mix)
     remove_stale_temps(out)  # what an earlier, killed run left half-written
     specs = [GameSpec(first_game + i, seed, float(minutes), kind, league, float(variability), int(min_events_per_class),
-                      float(rare_boost), tuple(int(v) for v in size), float(replays)) for i in range(n_games)]
+                      float(rare_boost), tuple(int(v) for v in size), float(replays), mix) for i in range(n_games)]
     try:
         if workers == 1 or n_games == 1: games = [simulate_game(s) for s in specs]
         else:

@@ -1,5 +1,6 @@
 """dudek.augment: the label side of every augmentation (flip/team consistency, crop and camera keep labels and timing),
 determinism, dtypes, batches vs single clips, mixup's soft targets and the loss that reads them."""
+import dataclasses
 import numpy as np
 import pytest
 import torch
@@ -76,7 +77,8 @@ def test_flip_mirrors_frames_and_keeps_timing():
     ft.test_eq((out["game"], out["start"]), (3, 17))
 
 
-@pytest.mark.parametrize("p", [dict(p_crop=1.0), dict(p_camera=1.0), dict(p_color=1.0, p_blur=1.0)], ids=["crop", "camera", "colour"])
+@pytest.mark.parametrize("p", [dict(p_crop=1.0), dict(p_camera=1.0), dict(p_color=1.0, p_blur=1.0), dict(p_swap=1.0), dict(p_zoom=1.0),
+                               dict(p_light=1.0), dict(p_shadow=1.0)], ids=["crop", "camera", "colour", "kits", "zoom", "light", "shadow"])
 def test_pixel_augmentations_never_change_labels_or_timing(p):
     batch = make_batch(MERGED, B=3)
     out = ClipAugment(only(**p), MERGED)(batch, 1)
@@ -107,7 +109,7 @@ def test_batch_equals_clip_by_clip():
 
 
 def test_dtypes_preserved():
-    aug = ClipAugment(AugmentConfig(p_flip=1.0, p_crop=1.0, p_camera=1.0, p_color=1.0, p_blur=1.0), MERGED)
+    aug = ClipAugment(AugmentConfig(p_flip=1.0, p_crop=1.0, p_camera=1.0, p_color=1.0, p_blur=1.0, p_swap=1.0, p_zoom=1.0, p_light=1.0, p_shadow=1.0), MERGED)
     u = aug(make_item(), 0)["frames"]
     ft.test_eq(u.dtype, torch.uint8)
     f = aug(make_item(dtype=torch.float32), 0)["frames"]
@@ -122,6 +124,12 @@ def test_probabilities():
     for name, p in [("flip", cfg.p_flip), ("crop", cfg.p_crop), ("camera", cfg.p_camera), ("hue", cfg.p_color), ("blur", cfg.p_blur)]:
         ft.test_close(np.mean([getattr(d, name) not in (None, False) for d in draws]), p, eps=0.03)
     ft.test_eq(draw_clip(rng, only(), 24, 40), ClipDraw())
+    looks = AugmentConfig(p_swap=0.3, p_zoom=0.4, p_light=0.5, p_shadow=0.6)
+    draws = [draw_clip(rng, looks, 24, 40) for _ in range(3000)]
+    for name, p in [("swap", 0.3), ("zoom", 0.4), ("light", 0.5), ("shadow", 0.6)]:
+        ft.test_close(np.mean([getattr(d, name) is not None for d in draws]), p, eps=0.03)
+    zooms = np.array([d.zoom for d in draws if d.zoom is not None])
+    ft.test_close(np.mean(zooms < 1), 0.5, eps=0.05)  # out as often as in
     item = make_item()
     ft.test_eq(ClipAugment(only(), MERGED)(item, 0)["frames"], item["frames"])
 
@@ -205,3 +213,12 @@ def test_runs_on_device(device):
 def test_flip_needs_a_codec():
     ft.test_fail(lambda: ClipAugment(AugmentConfig(p_flip=0.2)), contains="codec")
     ClipAugment(only())  # no flip, no codec needed
+
+
+def test_the_looks_of_other_leagues_leave_the_other_draws_as_they_were():
+    "Turning kit swap, zoom, light or shadow on changes no earlier draw: a model trained without them is trained as before."
+    cfg, more = get_config("paper").augment, get_config("paper", {"augment.p_swap": 1.0, "augment.p_zoom": 1.0, "augment.p_light": 1.0,
+                                                                   "augment.p_shadow": 1.0}).augment
+    for seed in range(50):
+        a, b = draw_clip(np.random.default_rng(seed), cfg, 24, 40), draw_clip(np.random.default_rng(seed), more, 24, 40)
+        ft.test_eq(dataclasses.replace(b, swap=None, zoom=None, light=None, shadow=None), a)

@@ -24,7 +24,8 @@ def env() -> dict:
 
 
 TINY_SETS = {"train": {"n_games": 2, "minutes": 0.5, "seed": 0}, "old": {"n_games": 2, "minutes": 0.5, "seed": 2, "kind": "actions"},
-             "val": {"n_games": 1, "minutes": 0.5, "seed": 3}, "test": {"n_games": 1, "minutes": 1.0, "seed": 1}}
+             "val": {"n_games": 1, "minutes": 0.5, "seed": 3}, "test": {"n_games": 1, "minutes": 1.0, "seed": 1},
+             "test-other": {"n_games": 1, "minutes": 1.0, "seed": 1, "league": "other_league"}}
 
 
 def dudek(*args, timeout=900):
@@ -33,7 +34,7 @@ def dudek(*args, timeout=900):
 
 def test_shortened_paper_run_and_resume(tmp_path):
     out = tmp_path / "run"
-    stages = "data,train,infer-val,tune,infer-test,score,report"
+    stages = "data,train,infer-val,tune,infer-test,infer-other,score,report"
     args = ["reproduce", "--profile", "paper", "--out", out, "--stages", stages, "--no-site", "--quiet",
             "--size", "sets=" + json.dumps(TINY_SETS), "--size", "pretrain_epochs=1", "--size", "finetune_epochs=1",
             "--size", "clips_per_epoch=4", "--size", "trials=5",
@@ -44,15 +45,18 @@ def test_shortened_paper_run_and_resume(tmp_path):
     assert headline.startswith("Team-mAP@1 ") and "mAP@1" in headline and "nan" not in headline.lower(), headline
     metrics = json.loads((out / "metrics.json").read_text())
     assert {"team_map_at1", "map_at1", "per_label", "validation", "stage_seconds"} <= set(metrics)
+    assert {"team_map_at1", "map_at1", "per_label"} <= set(metrics["other_league"]) and metrics["other_league"]["games"][0].startswith("other_league/")
+    assert "other league: " in headline and "## Per label, both leagues" in (out / "report.md").read_text()
     assert metrics["request"]["profile"] == "paper" and metrics["validation"]["trials"] >= 5, metrics["validation"]  # (the chapter also shows a top-up of 5 more)
     cfg = json.loads((out / "train" / "finetune" / "config.json").read_text())
     assert (cfg["model"]["backbone"], cfg["data"]["clip_len"], cfg["data"]["overlap"]) == ("regnety_008", 80, 68)  # the paper's model
     assert (out / "report.html").is_file() and (out / "test" / "submission.zip").is_file()
     assert sorted(p.name for p in (out / "notebooks").iterdir()) == [
-        "04_synthetic.ipynb", "06_metrics.ipynb", "11_train.ipynb", "12_infer-infer-test.ipynb", "12_infer.ipynb", "13_tune.ipynb", "14_report.ipynb"]
+        "04_synthetic.ipynb", "06_metrics.ipynb", "11_train.ipynb", "12_infer-infer-other.ipynb", "12_infer-infer-test.ipynb", "12_infer.ipynb",
+        "13_tune.ipynb", "14_report.ipynb"]
     again = dudek(*args, "--resume")
     assert again.returncode == 0, again.stderr[-2000:]
-    assert again.stderr.count("finished earlier") == 7, again.stderr
+    assert again.stderr.count("finished earlier") == 8, again.stderr
     assert again.stdout.strip().splitlines()[-1] == headline
     # another request into the same folder is refused, in one line
     other = dudek(*[a if a != "trials=5" else "trials=6" for a in args], "--resume")
@@ -120,7 +124,8 @@ def test_stages_after_a_stage_that_ran_run_again(tmp_path):
 def test_ablations_killed_then_resumed(tmp_path):
     out = tmp_path / "run"
     sets = {"train": {"n_games": 2, "minutes": 0.2, "seed": 0}, "old": {"n_games": 1, "minutes": 0.2, "seed": 2, "kind": "actions"},
-            "val": {"n_games": 1, "minutes": 0.2, "seed": 3}, "test": {"n_games": 1, "minutes": 0.2, "seed": 1}}
+            "val": {"n_games": 1, "minutes": 0.2, "seed": 3}, "test": {"n_games": 1, "minutes": 0.2, "seed": 1},
+            "test-other": {"n_games": 1, "minutes": 0.2, "seed": 1, "league": "other_league"}}
     sizes = {"finetune_epochs": 1, "clips_per_epoch": 4, "trials": 3, "seeds": [0], "other": {"n_games": 1, "minutes": 0.2, "min_events_per_class": 0}}
     args = [sys.executable, "-m", "dudek", "reproduce", "--out", str(out), "--stages", "data,ablations", "--ablations", "--no-site", "--quiet",
             "--size", "sets=" + json.dumps(sets), "--size", "ablations=" + json.dumps(sizes), "--set", "train.threads=1"]

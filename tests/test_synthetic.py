@@ -239,6 +239,24 @@ def test_same_seed_same_video_bytes(reruns):
     assert again.video.read_bytes() == reference.video.read_bytes()
 
 
+def test_a_factor_of_another_league_changes_the_look_not_the_game(ball_root, tmp_path):
+    "`dudek synth --mix other_league:ball`: game 0 again, the same labels and ground truth, another ball in its frames."
+    res = dudek_cli("synth", tmp_path / "mixed", "--games", 1, "--minutes", MINUTES, "--seed", 0, "--mix", "other_league:ball")
+    assert res.returncode == 0, res.stderr
+    reference, mixed = find_games(ball_root)[0], find_games(tmp_path / "mixed")[0]
+    ours, theirs = files_of(reference.path), files_of(mixed.path)
+    assert mixed.rel == reference.rel and theirs["Labels-ball.json"] == ours["Labels-ball.json"] and theirs["ground_truth.npz"] == ours["ground_truth.npz"]
+    truth = np.load(reference.path / "ground_truth.npz")
+    f = int(np.nonzero(truth["ball_visible"])[0][len(truth["ball_visible"]) // 3])  # a frame that shows the ball
+    col, row = truth["ball_xy"][f].round().astype(int)  # (pixels)
+    a, b = (read_frames(g.video, [f])[0].astype(int) for g in (reference, mixed))
+    at = lambda im: im[max(row - 2, 0):row + 3, max(col - 2, 0):col + 3].reshape(-1, 3)
+    blue = lambda im: (at(im)[:, :2].mean(1) - at(im)[:, 2]).max()  # yellow: red and green well above blue; white: all alike
+    assert blue(b) > blue(a) + 60, (at(a), at(b))  # the yellow ball where the white one was
+    far = np.abs(a - b).max(-1) > 40
+    assert far.mean() < 0.01, far.mean()  # and little else changed
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # label statistics
 
@@ -465,7 +483,8 @@ def unwritable_folder(tmp_path):
 
 
 @pytest.mark.parametrize("case", ["--games -1", "--minutes -2", "--min-events -1", "--kind video", "--height 63",
-                                  "--rare-boost inf", "--variability nan", "--variability inf", "--replays 2", "--height 100000",
+                                  "--rare-boost inf", "--variability nan", "--variability inf", "--replays 2", "--height 100000", "--mix other_league:sky",
+                                  "--mix premier:ball", "--mix other_league", "--league third --mix other_league:ball",
                                   "--games 100000000", "--minutes nan", "out is a file", "out under a file", "unwritable",
                                   # absurd sizes: refused before any work (they used to overflow deep in the engine, or be accepted)
                                   f"--games {10**30}", "--minutes 1e308", f"--height {10**9}", f"--seed {2**70}", f"--first-game {10**30}",
