@@ -169,7 +169,7 @@ def run_ablations(out, data, old, val, tests: dict, profile: str = "tiny", sizes
 def _num(x) -> str: return "-" if x is None else f"{x:.3f}"
 
 # %% ../nbs/15_ablations.ipynb #0a1feb42
-LEAGUE_NAMES = {"training_league": "training league", "other_league": "other league"}
+LEAGUE_NAMES = {"training_league": "training league", "other_league": "other league", "third_league": "third league"}
 
 def spread(values) -> dict | None:
     "Mean, min and max of the numbers among `values` (None and NaN left out); None when there are none."
