@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse, json, sys, time
 from pathlib import Path
 
-from dudek.ablations import spread
+from dudek.ablations import held_out_games, spread
 from dudek.annotations import find_games
 from dudek.infer import evaluate_games, load_spotter, read_params
 from dudek.labels import BALL_LABELS, get_codec
@@ -22,7 +22,7 @@ from dudek.config import provenance
 from dudek.files import atomic_write
 from dudek.metrics import json_ready
 from dudek.pipeline import SIZES
-from dudek.synthetic import FACTORS, synthesize
+from dudek.synthetic import FACTORS
 
 TEST = SIZES["tiny"]["sets"]["test"]  # the games every factor set remakes
 
@@ -31,13 +31,7 @@ def factor_sets(games: Path) -> dict[str, Path]:
     "`{set: folder}`: `none` (the test games as they are), each factor, `all` factors, and the other league's own games; made where missing."
     specs = {"none": {**TEST, "mix": ""}, **{f: {**TEST, "mix": f"other_league:{f}"} for f in FACTORS},
              "all": {**TEST, "mix": "other_league:" + ",".join(FACTORS)}, "other_league": SIZES["tiny"]["sets"]["test-other"]}
-    for name, spec in specs.items():
-        folder = games / name
-        if not (folder.is_dir() and len(find_games(folder, kind="ball")) >= spec["n_games"]):
-            t0 = time.perf_counter()
-            synthesize(folder, **spec)
-            print(f"generated {folder} in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
-    return {name: games / name for name in specs}
+    return {name: held_out_games(games / name, spec) for name, spec in specs.items()}
 
 
 def one_run(run: Path, sets: dict[str, Path]) -> dict:
