@@ -2,21 +2,25 @@
 trains (1 + 10 epochs of 400 clips, the shipped vision encoder, the merged head) with some augmentations added, and is
 scored with the default Soft-NMS on held-out games of three looks: the training league (the reproduction's test games),
 the other league (its test games), and a third league that neither training nor testing uses, whose validation
-games decide what to adopt. Rows and seeds are resumable one by one (`dudek.ablations.run_ablations`).
+games decide what to adopt. Rows and seeds are resumable one by one (`dudek.ablations.run_ablations`), also from the rows of an earlier results
+file (`--resume-from`), so that a table can grow over several sittings.
 
-    python benchmarks/league_augment.py runs/r0/data --seeds 0 1 --work runs/league-augment --out benchmarks/results/league_augment.json
+    python benchmarks/league_augment.py runs/r0/data --seeds 0 1 --work runs/league-augment --out benchmarks/results/league_augment.json \\
+        --resume-from benchmarks/results/league_augment.json
 """
 from __future__ import annotations
 
 import argparse, json, sys
+from dataclasses import asdict
 from pathlib import Path
 
 from dudek import ablations as A
 from dudek.config import provenance
 from dudek.files import atomic_write
 from dudek.metrics import json_ready
-from dudek.pipeline import SIZES
+from dudek.pipeline import SIZES, same_request
 
+BASE = ("augment.p_color=0",)  # every row: the recipe as it was before this benchmark's choice (flip only), whatever the profile adopts
 THIRD = dict(n_games=2, minutes=3.0, seed=3, min_events_per_class=1, league="third_league")  # the third look's validation games
 LOOKS = ("augment.p_swap=0.5", "augment.p_zoom=0.5", "augment.p_light=0.5", "augment.p_shadow=0.5")
 VARIANTS = {  # name -> the configuration fields it adds to the recipe
@@ -26,10 +30,12 @@ VARIANTS = {  # name -> the configuration fields it adds to the recipe
     "shadow": ("augment.p_shadow=0.5",),
     "looks": LOOKS,
     "colour_shadow": ("augment.p_color=0.25", "augment.p_shadow=0.5"),
+    "colour_more": ("augment.p_color=0.5",),
 }
 WHAT = {"light": "light: a gain per colour channel (p = 0.5)", "colour": "colour: hue, saturation, brightness, contrast (p = 0.25 each, the write-up's)",
         "looks_colour": "kit swap, zoom, light, shadow (p = 0.5 each) and colour (p = 0.5 each)", "shadow": "shadow (p = 0.5)",
-        "looks": "kit swap, zoom, light and shadow (p = 0.5 each)", "colour_shadow": "colour (p = 0.25 each) and shadow (p = 0.5)"}
+        "looks": "kit swap, zoom, light and shadow (p = 0.5 each)", "colour_shadow": "colour (p = 0.25 each) and shadow (p = 0.5)",
+        "colour_more": "colour: hue, saturation, brightness, contrast (p = 0.5 each)"}
 
 
 def main(argv=None):
@@ -40,17 +46,30 @@ def main(argv=None):
     p.add_argument("--third", type=Path, default=Path("data/third-league-val"), help="the third look's validation games (made if missing)")
     p.add_argument("--work", type=Path, default=Path("runs/league-augment"), help="folder of the trained rows (resumable)")
     p.add_argument("--out", type=Path, help="results file (JSON) to write")
+    p.add_argument("--screening", nargs="*", default=[], choices=list(VARIANTS),
+                   help="variants shown with the seeds they have finished in --work, none trained (a screening that one seed settled)")
+    p.add_argument("--resume-from", type=Path, help="an earlier results file of this benchmark: its finished rows are not trained again")
     a = p.parse_args(argv)
     for name, changes in VARIANTS.items(): A.VARIANTS[name] = A.Variant(name, changes=changes)
     rows = (A.Row("baseline", "the recipe (flip only)", "recipe"), *(A.Row("augmentation", WHAT[n], n) for n in a.variants))
     tests = {"training_league": a.data / "test", "other_league": A.held_out_games(a.data / "test-other", SIZES["tiny"]["sets"]["test-other"]),
              "third_league": A.held_out_games(a.third, THIRD)}
     sizes = {k: SIZES["tiny"][k] for k in ("pretrain_epochs", "finetune_epochs", "clips_per_epoch")} | {"seeds": a.seeds}
-    results = A.run_ablations(a.work, a.data / "train", a.data / "old", a.data / "val", tests, "tiny", sizes, cache_dir=a.work / "cache", rows=rows)
+    if a.resume_from:
+        earlier = json.loads(a.resume_from.read_text())
+        for row in A.restore_rows(a.work, earlier["results"], A.ablation_sizes("tiny", sizes), earlier["table"]["sizes"], a.resume_from):
+            print(f"{row}: from {a.resume_from}", file=sys.stderr)
+    results = A.run_ablations(a.work, a.data / "train", a.data / "old", a.data / "val", tests, "tiny", sizes, BASE, a.work / "cache", rows)
+    for n in a.screening:
+        results[n] = {}
+        for f in sorted((a.work / n).glob(f"seed*/{A.SCORES}")):
+            results[n][int(f.parent.name.removeprefix("seed"))] = held = json.loads(f.read_text())
+            same_request(f, held["variant"], json_ready(asdict(A.VARIANTS[n])), f"definition of variant {n} as when it was trained")
+    rows = (*rows, *(A.Row("augmentation", WHAT[n], n) for n in a.screening if results[n]))
     table = A.ablation_table(results, rows, A.ablation_sizes("tiny", sizes))
     print(A.table_markdown(table))
     out = json_ready({"benchmark": "league_augment", **provenance(" ".join(["python", "benchmarks/league_augment.py", *map(str, argv or sys.argv[1:])])),
-                      "variants": {n: list(VARIANTS[n]) for n in a.variants}, "third": THIRD, "table": table, "results": results})
+                      "base": list(BASE), "variants": {n: list(VARIANTS[n]) for n in (*a.variants, *a.screening)}, "third": THIRD, "table": table, "results": results})
     if a.out: atomic_write(a.out, json.dumps(out, indent=1) + "\n")
 
 

@@ -12,7 +12,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .files import atomic_path, atomic_write
+from .files import InputError, atomic_path, atomic_write
 from .config import PostConfig, parse_overrides
 from .annotations import find_games
 from .metrics import json_ready
@@ -25,8 +25,8 @@ from .pipeline import ablation_sizes, same_request
 
 # %% auto #0
 __all__ = ['VARIANTS', 'ROWS', 'REQUEST', 'SCORES', 'LEAGUE_NAMES', 'Variant', 'Row', 'held_out_games', 'resumable_train',
-           'train_variant', 'game_scores', 'score_variant', 'start_ablations', 'run_ablations', 'spread',
-           'ablation_table', 'table_markdown', 'plot_ablations', 'write_ablations']
+           'train_variant', 'game_scores', 'score_variant', 'start_ablations', 'run_ablations', 'restore_rows',
+           'spread', 'ablation_table', 'table_markdown', 'plot_ablations', 'write_ablations']
 
 # %% ../nbs/15_ablations.ipynb #8cd32186
 @dataclass(frozen=True)
@@ -44,6 +44,7 @@ VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("joint", stage="joint", pretrain=False),
     Variant("finetune_only", pretrain=False),
     Variant("no_flip", changes=("augment.p_flip=0",)),
+    Variant("no_colour", changes=("augment.p_color=0",)),
     Variant("crop", changes=("augment.p_crop=0.2",)),
     Variant("camera", changes=("augment.p_camera=0.2",)),
     Variant("random_weights", weights="random"))}
@@ -58,11 +59,12 @@ class Row:
     post: str = "default"
 
 ROWS: tuple[Row, ...] = (
-    Row("baseline", "the recipe: vision encoder, pretraining, fine-tuning, merged head, flip", "recipe"),
+    Row("baseline", "the recipe: vision encoder, pretraining, fine-tuning, merged head, flip, colour", "recipe"),
     Row("1. merged head", "two heads instead (13 classes + team)", "two_head"),
     Row("2. pretrain, then fine-tune", "joint training on both label sets instead", "joint"),
     Row("2. pretrain, then fine-tune", "fine-tuning only, no old labels", "finetune_only"),
     Row("3. augmentations", "without the flip with team swap", "no_flip"),
+    Row("3. augmentations", "without the colour jitter", "no_colour"),
     Row("3. augmentations", "with crops (p = 0.2, the write-up's)", "crop"),
     Row("3. augmentations", "with camera movement (p = 0.2, the write-up's)", "camera"),
     Row("4. tuned Soft-NMS", "Soft-NMS tuned by Optuna (the recipe's models)", "recipe", "tuned"),
@@ -136,7 +138,8 @@ def _say(progress: bool, line: str):
 def start_ablations(out, request: dict) -> Path:
     "Folder `out` recording `request`: new, or holding the same request (anything else is refused)."
     out, p = Path(out), Path(out) / REQUEST
-    if p.is_file(): same_request(p, json.loads(p.read_text()), request, "sizes and games as the ablations being continued")
+    held = json.loads(p.read_text()) if p.is_file() else None
+    if held is not None: same_request(p, {k: x for k, x in held.items() if k != "rows"}, request, "sizes and games as the ablations being continued")
     else: atomic_write(p, json.dumps(request, indent=1))
     return out
 
@@ -144,7 +147,7 @@ def run_ablations(out, data, old, val, tests: dict, profile: str = "tiny", sizes
                   cache_dir=None, rows: Sequence[Row] = ROWS, progress: bool = True) -> dict:
     "Train and score every variant of `rows` for each seed into `out`, skipping those finished; `{variant: {seed: scores}}`."
     s = ablation_sizes(profile, sizes)
-    request = json_ready({"profile": profile, "sizes": s, "overrides": parse_overrides(overrides), "rows": [asdict(r) for r in rows],
+    request = json_ready({"profile": profile, "sizes": s, "overrides": parse_overrides(overrides),
                           "games": {k: str(Path(f).resolve()) for k, f in {"train": data, "old": old, "val": val, **tests}.items()}})
     out = start_ablations(out, request)
     names, tuned = list(dict.fromkeys(r.variant for r in rows)), {r.variant for r in rows if r.post == "tuned"}
@@ -152,14 +155,15 @@ def run_ablations(out, data, old, val, tests: dict, profile: str = "tiny", sizes
     for i, (seed, v) in enumerate(jobs, 1):
         done, head = out / v.name / f"seed{seed}" / SCORES, f"[ablations {i}/{len(jobs)}] {v.name}, seed {seed}"
         if done.is_file():
-            results[v.name][seed] = json.loads(done.read_text())
+            results[v.name][seed] = held = json.loads(done.read_text())
+            if "variant" in held: same_request(done, held["variant"], json_ready(asdict(v)), f"definition of variant {v.name} as when it was trained")
             _say(progress, f"{head}: finished earlier in {results[v.name][seed]['wall_seconds']:.0f} s, skipped")
             continue
         _say(progress, f"{head}: training and scoring")
         t0 = time.perf_counter()
         seconds = train_variant(v, seed, out, data, old, s, profile, overrides, cache_dir)
         scores = score_variant(v, seed, out, tests, val if v.name in tuned else None, s["trials"], cache_dir)
-        scores = json_ready({**scores, "seed": seed, "train_seconds": seconds, "wall_seconds": round(time.perf_counter() - t0, 1)})
+        scores = json_ready({**scores, "variant": asdict(v), "seed": seed, "train_seconds": seconds, "wall_seconds": round(time.perf_counter() - t0, 1)})
         atomic_write(done, json.dumps(scores, indent=1) + "\n")
         results[v.name][seed] = scores
         figures = ", ".join(f"{league} {_num(d['default']['team_map_present'])}" for league, d in scores["leagues"].items())
@@ -167,6 +171,21 @@ def run_ablations(out, data, old, val, tests: dict, profile: str = "tiny", sizes
     return results
 
 def _num(x) -> str: return "-" if x is None else f"{x:.3f}"
+
+# %% ../nbs/15_ablations.ipynb #c2ad5fc5
+def restore_rows(out, results: dict, sizes: dict, held_sizes: dict, source="results") -> list[str]:
+    "Write the finished rows of an earlier table's `results` (file `source`, made with `held_sizes`) into `out` for `run_ablations` to skip; the rows written."
+    keys = ("pretrain_epochs", "finetune_epochs", "clips_per_epoch", "trials")
+    if any(sizes.get(k) != held_sizes.get(k) for k in keys):
+        raise InputError(source, "sizes", f"the same {', '.join(keys)} as these ablations ({ {k: sizes.get(k) for k in keys} }), "
+                                              f"got { {k: held_sizes.get(k) for k in keys} }")
+    written = []
+    for name, seeds in results.items():
+        for seed, scores in seeds.items():
+            p = Path(out) / name / f"seed{seed}" / SCORES
+            if not p.is_file(): atomic_write(p, json.dumps(scores, indent=1) + "\n"); written.append(f"{name}, seed {seed}")
+    return written
+
 
 # %% ../nbs/15_ablations.ipynb #0a1feb42
 LEAGUE_NAMES = {"training_league": "training league", "other_league": "other league", "third_league": "third league"}
@@ -213,7 +232,8 @@ def table_markdown(table: dict, figure: str | None = None) -> str:
              f"{s.get('clips_per_epoch', '?')} clips; their training took {table['train_minutes']:.0f} min in all.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in table["rows"]:
-        cells = [r["claim"], r["what"]] + [x for lg in lgs for x in (_cell(r["leagues"][lg]["team_map"]),
+        fewer = "" if r["seeds"] == table["rows"][0]["seeds"] else f" (seed{'s' * (len(r['seeds']) > 1)} {', '.join(map(str, r['seeds']))} only)"
+        cells = [r["claim"], r["what"] + fewer] + [x for lg in lgs for x in (_cell(r["leagues"][lg]["team_map"]),
                  "" if r is table["rows"][0] else _cell(r["leagues"][lg]["delta"], True))]
         cells += [_cell(r["leagues"][lg]["map"]) for lg in lgs] + [f"{r['train_minutes']['mean']:.1f}" if r["train_minutes"] else "-"]
         lines.append("| " + " | ".join(cells) + " |")

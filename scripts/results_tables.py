@@ -1,0 +1,73 @@
+"""Print a README table from its committed results file, so that no figure of the README is typed by hand:
+
+    python scripts/results_tables.py reproduce [RESULTS_FILE] [GROUP]   # benchmarks/reproduce_compare.py: the tiny reproduction
+    python scripts/results_tables.py reproduce_labels [RESULTS_FILE] [GROUP]   # its team AP per label on both leagues
+    python scripts/results_tables.py factors     # benchmarks/league_factors.py: what each factor of the other league's look costs
+    python scripts/results_tables.py augment     # benchmarks/league_augment.py: augmentations on three leagues' looks
+
+`tests/test_files.py` fails when a table in README.md differs from what this prints.
+"""
+import json, sys
+from pathlib import Path
+
+from dudek.ablations import table_markdown
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _runs(path, group): return json.loads(Path(path or RESULTS / "reproduce_tiny.json").read_text())["groups"][group or "bf16"]["runs"]
+
+def _row(name, v) -> str: return f"| {name} | " + " | ".join(f"{x:.3f}" for x in v) + f" | {sum(v) / len(v):.3f} [{min(v):.3f}-{max(v):.3f}] |"
+
+
+def reproduce(path=None, group=None) -> str:
+    "The tiny reproduction's headline figures: a column per seed, then the mean [range]."
+    runs = _runs(path, group)
+    rows = [("Team-mAP@1, test games", [r["training_league"]["team_map_at1"] for r in runs]),
+            ("mAP@1, test games", [r["training_league"]["map_at1"] for r in runs]),
+            ("Team-mAP@1, test games of the other league", [r["other_league"]["team_map_at1"] for r in runs]),
+            ("mAP@1, test games of the other league", [r["other_league"]["map_at1"] for r in runs]),
+            ("Team-mAP@1, validation games, default Soft-NMS", [r["validation"]["default"] for r in runs]),
+            ("Team-mAP@1, validation games, tuned Soft-NMS", [r["validation"]["tuned"] for r in runs])]
+    head = ["| | " + " | ".join(f"seed {k}" for k in range(len(runs))) + " | mean [range] |", "|---|" + "---|" * (len(runs) + 1)]
+    return "\n".join(head + [_row(name, v) for name, v in rows])
+
+
+def reproduce_labels(path=None, group=None) -> str:
+    "Team AP per label of the tiny reproduction on the test games of both leagues: per league a column per seed and the mean [range]."
+    runs = _runs(path, group)
+    leagues = {"training_league": "training league", "other_league": "other league"}
+    head = ["| label | " + " | ".join(f"{name}, seed {k}" for name in leagues.values() for k in range(len(runs))) + " | "
+            + " | ".join(f"{name}, mean [range]" for name in leagues.values()) + " |", "|---|" + "---|" * (len(leagues) * (len(runs) + 1))]
+    lines = []
+    for lb in runs[0]["training_league"]["team_ap"]:
+        v = {lg: [r[lg]["team_ap"][lb] for r in runs] for lg in leagues}
+        lines.append(f"| {lb} | " + " | ".join(f"{x:.3f}" for lg in leagues for x in v[lg]) + " | "
+                     + " | ".join(f"{sum(v[lg]) / len(v[lg]):.3f} [{min(v[lg]):.3f}-{max(v[lg]):.3f}]" for lg in leagues) + " |")
+    return "\n".join(head + lines)
+
+
+def factors(path=None) -> str:
+    "Team-mAP@1 of the reproductions on their test games remade with each factor of the other league's look, and what each costs."
+    d = json.loads(Path(path or RESULTS / "league_factors.json").read_text())
+    fmt = lambda s: f"{s['mean']:.3f} [{s['min']:.3f}, {s['max']:.3f}]"
+    names = {"none": "none (the test games as they are)", "all": "all eight", "other_league": "the other league's own games"}
+    lines = ["| factor of the other league's look | Team-mAP@1 | cost | mAP@1 |", "|---|---|---|---|"]
+    one = sorted((k for k in d["table"] if k not in names), key=lambda k: -d["table"][k]["cost"]["mean"])  # the factors, dearest first
+    for name in ["none", *one, "all", "other_league"]:
+        row = d["table"][name]
+        lines.append(f"| {names.get(name, name)} | {fmt(row['team_map_at1'])} | {'' if name == 'none' else fmt(row['cost'])} | {fmt(row['map_at1'])} |")
+    return "\n".join(lines)
+
+
+def augment(path=None) -> str:
+    "The augmentation table of `benchmarks/league_augment.py`."
+    return table_markdown(json.loads(Path(path or RESULTS / "league_augment.json").read_text())["table"]).strip()
+
+
+TABLES = {f.__name__: f for f in (reproduce, reproduce_labels, factors, augment)}
+
+if __name__ == "__main__":
+    if len(sys.argv) < 2 or sys.argv[1] not in TABLES: sys.exit(f"usage: python scripts/results_tables.py {{{','.join(TABLES)}}} [RESULTS_FILE] ...")
+    print(TABLES[sys.argv[1]](*sys.argv[2:]))
