@@ -55,21 +55,17 @@ def main(argv=None):
     tests = {"training_league": a.data / "test", "other_league": A.held_out_games(a.data / "test-other", SIZES["tiny"]["sets"]["test-other"]),
              "third_league": A.held_out_games(a.third, THIRD)}
     sizes = {k: SIZES["tiny"][k] for k in ("pretrain_epochs", "finetune_epochs", "clips_per_epoch")} | {"seeds": a.seeds}
-    if a.resume_from:
-        earlier = json.loads(a.resume_from.read_text())
-        for row in A.restore_rows(a.work, earlier["results"], A.ablation_sizes("tiny", sizes), earlier["table"]["sizes"], a.resume_from):
-            print(f"{row}: from {a.resume_from}", file=sys.stderr)
-    results = A.run_ablations(a.work, a.data / "train", a.data / "old", a.data / "val", tests, "tiny", sizes, BASE, a.work / "cache", rows)
+    m = A.measure(a.work, a.data, tests, rows, "tiny", sizes, BASE, a.resume_from)
     for n in a.screening:
-        results[n] = {}
+        m["results"][n] = {}
         for f in sorted((a.work / n).glob(f"seed*/{A.SCORES}")):
-            results[n][int(f.parent.name.removeprefix("seed"))] = held = json.loads(f.read_text())
+            m["results"][n][int(f.parent.name.removeprefix("seed"))] = held = json.loads(f.read_text())
             same_request(f, held["variant"], json_ready(asdict(A.VARIANTS[n])), f"definition of variant {n} as when it was trained")
-    rows = (*rows, *(A.Row("augmentation", WHAT[n], n) for n in a.screening if results[n]))
-    table = A.ablation_table(results, rows, A.ablation_sizes("tiny", sizes))
-    print(A.table_markdown(table))
+    rows = (*rows, *(A.Row("augmentation", WHAT[n], n) for n in a.screening if m["results"][n]))
+    m["table"] = A.ablation_table(m["results"], rows, m["sizes"])
+    print(A.table_markdown(m["table"]))
     out = json_ready({"benchmark": "league_augment", **provenance(" ".join(["python", "benchmarks/league_augment.py", *map(str, argv or sys.argv[1:])])),
-                      "base": list(BASE), "variants": {n: list(VARIANTS[n]) for n in (*a.variants, *a.screening)}, "third": THIRD, "table": table, "results": results})
+                      "variants": {n: list(VARIANTS[n]) for n in (*a.variants, *a.screening)}, "third": THIRD, **m})
     if a.out: atomic_write(a.out, json.dumps(out, indent=1) + "\n")
 
 

@@ -26,7 +26,7 @@ from .pipeline import ablation_sizes, same_request
 # %% auto #0
 __all__ = ['VARIANTS', 'ROWS', 'REQUEST', 'SCORES', 'LEAGUE_NAMES', 'Variant', 'Row', 'held_out_games', 'resumable_train',
            'train_variant', 'game_scores', 'score_variant', 'start_ablations', 'run_ablations', 'restore_rows',
-           'spread', 'ablation_table', 'table_markdown', 'plot_ablations', 'write_ablations']
+           'spread', 'ablation_table', 'table_markdown', 'plot_ablations', 'write_ablations', 'measure']
 
 # %% ../nbs/15_ablations.ipynb #8cd32186
 @dataclass(frozen=True)
@@ -173,14 +173,16 @@ def run_ablations(out, data, old, val, tests: dict, profile: str = "tiny", sizes
 def _num(x) -> str: return "-" if x is None else f"{x:.3f}"
 
 # %% ../nbs/15_ablations.ipynb #c2ad5fc5
-def restore_rows(out, results: dict, sizes: dict, held_sizes: dict, source="results") -> list[str]:
-    "Write the finished rows of an earlier table's `results` (file `source`, made with `held_sizes`) into `out` for `run_ablations` to skip; the rows written."
-    keys = ("pretrain_epochs", "finetune_epochs", "clips_per_epoch", "trials")
-    if any(sizes.get(k) != held_sizes.get(k) for k in keys):
-        raise InputError(source, "sizes", f"the same {', '.join(keys)} as these ablations ({ {k: sizes.get(k) for k in keys} }), "
-                                              f"got { {k: held_sizes.get(k) for k in keys} }")
+def restore_rows(out, path, sizes: dict, overrides=None) -> list[str]:
+    "Write the finished rows of results file `path` (`sizes`, `overrides` and `results` of an earlier table) into `out`, for `run_ablations` to skip; the rows written."
+    if not Path(path).is_file(): return []  # a first sitting: nothing to restore
+    held, keys = json.loads(Path(path).read_text()), ("pretrain_epochs", "finetune_epochs", "clips_per_epoch", "trials")
+    mine, theirs = {k: sizes.get(k) for k in keys}, {k: held["sizes"].get(k) for k in keys}
+    if mine != theirs: raise InputError(path, "sizes", f"the sizes of these ablations, {mine}, got {theirs}")
+    if held.get("overrides", {}) != json_ready(parse_overrides(overrides)):
+        raise InputError(path, "overrides", f"the overrides of these ablations, {json_ready(parse_overrides(overrides))}, got {held.get('overrides', {})}")
     written = []
-    for name, seeds in results.items():
+    for name, seeds in held["results"].items():
         for seed, scores in seeds.items():
             p = Path(out) / name / f"seed{seed}" / SCORES
             if not p.is_file(): atomic_write(p, json.dumps(scores, indent=1) + "\n"); written.append(f"{name}, seed {seed}")
@@ -268,3 +270,15 @@ def write_ablations(out, results: dict, rows: Sequence[Row] = ROWS, sizes: dict 
     atomic_write(out / "table.json", json.dumps(table, indent=1) + "\n")
     atomic_write(out / "table.md", table_markdown(table, f"{out.name}/ablations.png"))
     return table
+
+# %% ../nbs/15_ablations.ipynb #3c713902
+def measure(work, data, tests: dict, rows: Sequence[Row], profile: str = "tiny", sizes: dict | None = None, overrides=None,
+            resume_from=None, progress: bool = True) -> dict:
+    "The ablations of `rows` on a reproduction's data folder `data` (train, old, val) in `work`, continuing results file `resume_from`: sizes, overrides, table and results."
+    s = ablation_sizes(profile, sizes)
+    if resume_from is not None:
+        for row in restore_rows(work, resume_from, s, overrides): _say(progress, f"{row}: from {resume_from}")
+    data = Path(data)
+    results = run_ablations(work, data / "train", data / "old", data / "val", tests, profile, s, overrides, Path(work) / "cache", rows, progress)
+    return json_ready({"sizes": s, "overrides": parse_overrides(overrides), "table": ablation_table(results, rows, s), "results": results})
+

@@ -198,7 +198,7 @@ def parse_sizes(items) -> dict:
     return {k: value(v) for k, v in parse_overrides(items, "--size").items()}
 
 @app.command("reproduce")
-def reproduce_cmd(profile: str = typer.Option("tiny", help="tiny (CPU, synthetic games, ~10 min) or paper (the write-up's recipe, GPU)"),
+def reproduce_cmd(profile: str = typer.Option("tiny", help="tiny (CPU, synthetic games, about 14 min on 2 cores) or paper (the write-up's recipe, GPU)"),
                   data: Optional[Path] = typer.Option(None, help="a folder of SoccerNet ball-action games (default: synthetic games)"),
                   old_data: Optional[Path] = typer.Option(None, "--old-data", help="old-label games (Labels-v2.json) to pretrain on"),
                   out: Path = typer.Option(Path("runs/reproduce"), help="the run folder (new or empty; with --resume, a run to continue)"),
@@ -209,7 +209,7 @@ def reproduce_cmd(profile: str = typer.Option("tiny", help="tiny (CPU, synthetic
                   stages: Optional[str] = typer.Option(None, help="comma-separated stages to run (default: all)"),
                   seed: int = typer.Option(0, min=0, max=2**32 - 1, help="seed of the games' draws, the training and the tuning"),
                   site: bool = typer.Option(True, "--site/--no-site", help="build the course site into OUT/site at the end"),
-                  ablations: bool = typer.Option(False, "--ablations", help="also measure the write-up's claims (15_ablations; tiny: <= 100 min more; sizes: --size ablations={...})"),
+                  ablations: bool = typer.Option(False, "--ablations", help="also measure the write-up's claims (15_ablations; tiny: about 2.5 h more on 2 CPU cores, 18 trainings; sizes: --size ablations={...})"),
                   quiet: bool = typer.Option(False, "--quiet", help="no progress bars (the stage lines remain)")):
     "Run the whole course with papermill into a run folder: data, training, inference, tuning, scoring, report, site."
     from dudek.pipeline import StageError, headline, reproduce

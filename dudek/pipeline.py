@@ -72,13 +72,13 @@ SIZES: dict[str, dict] = {
 }
 
 BUDGET_S: dict[str, dict[str, float]] = {  # seconds per stage of the `tiny` profile: the slower of seeds 0 and 1, each run alone
-    # on the 2-core reference CPU on 2026-12-06, bf16 (rounded up, 2 s at least; 560 and 553 s in all, 9 min 38 s and 9 min 31 s
-    # of wall time with the site: benchmarks/results/precision_quality.json)
-    # (data, with the other league's test games since 2026-12-07, and infer-other: seed 1 that day, beside short notebook runs)
-    "tiny": {"00_labels": 2, "00a_files": 2, "01_annotations": 2, "02_video": 2, "03_config": 3, "04a_engine": 6, "data": 146,
-             "explore": 7, "07_postprocess": 3, "augment": 10, "model": 12, "10_dataset": 6, "train": 351, "infer-val": 28,
-             "tune": 13, "infer-test": 30, "infer-other": 36, "score": 7, "report": 16, "90_cli": 8, "index": 2,
-             "ablations": 4000}}  # (--ablations, its own sizes below: 3,950 s measured on 2026-12-04, 2 seeds; the issue allows 100 min)
+    # on the 2-core reference CPU on 2026-12-07, bf16, colour jitter (rounded up, 2 s at least; 820 and 796 s in all, 13 min 59 s
+    # and 13 min 34 s of wall time with the site: benchmarks/results/reproduce_tiny.json)
+    "tiny": {"00_labels": 2, "00a_files": 2, "01_annotations": 2, "02_video": 3, "03_config": 3, "04a_engine": 7, "data": 120,
+             "explore": 8, "07_postprocess": 7, "augment": 12, "model": 14, "10_dataset": 6, "train": 518, "infer-val": 25,
+             "tune": 12, "infer-test": 32, "infer-other": 32, "score": 8, "report": 18, "90_cli": 8, "index": 2,
+             "ablations": 9600}}  # (--ablations: 9 variants x 2 seeds at the recipe's schedule; one such training and scoring
+    # took 464-664 s in benchmarks/league_augment.py on 2026-12-07, so about 2.5 h in all)
 
 MAX_COUNT = 10 ** 8  # the most epochs, clips, trials or games a size may ask for: a number past it is a typo, refused before any work
 
@@ -103,11 +103,9 @@ def run_sizes(profile: str, sizes: dict | None = None) -> dict:
         else: out[key] = _count("--size", key, value, 0 if key == "pretrain_epochs" else 1)
     return out
 
-ABLATION_SIZES: dict[str, dict] = {  # the ablations' own schedule (15_ablations): every trained configuration gets it, each seed
-    "tiny": {"pretrain_epochs": 1, "finetune_epochs": 3, "clips_per_epoch": 400, "trials": 60, "seeds": [0, 1],
-             "other": SIZES["tiny"]["sets"]["test-other"]},  # (the reproduction's own other-league games)
-    "paper": {"pretrain_epochs": 10, "finetune_epochs": 20, "clips_per_epoch": 5000, "trials": 100, "seeds": [0, 1],
-              "other": SIZES["paper"]["sets"]["test-other"]}}
+ABLATION_SIZES: dict[str, dict] = {  # the ablations' sizes (15_ablations): each row and seed trains what the reproduction trains
+    p: {**{k: SIZES[p][k] for k in ("pretrain_epochs", "finetune_epochs", "clips_per_epoch", "trials")}, "seeds": [0, 1],
+        "other": SIZES[p]["sets"]["test-other"]} for p in SIZES}  # (the reproduction's own other-league games)
 
 def ablation_sizes(profile: str, sizes: dict | None = None) -> dict:
     "The ablations' sizes for `profile` with `sizes` overriding some (`{'finetune_epochs': 1, 'seeds': [0, 1]}`), each checked."

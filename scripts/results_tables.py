@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def _runs(path, group): return json.loads(Path(path or RESULTS / "reproduce_tiny.json").read_text())["groups"][group or "bf16"]["runs"]
+def _runs(path, group):
+    groups = json.loads(Path(path or RESULTS / "reproduce_tiny.json").read_text())["groups"]
+    return groups[group or next(iter(groups))]["runs"]  # (the first group unless named)
 
 def _row(name, v) -> str: return f"| {name} | " + " | ".join(f"{x:.3f}" for x in v) + f" | {sum(v) / len(v):.3f} [{min(v):.3f}-{max(v):.3f}] |"
 

@@ -153,4 +153,4 @@ def test_the_readme_tables_are_the_ones_their_results_files_render(name):
     "Each results table of the README (and the site) is what `scripts/results_tables.py` prints from its committed results file."
     root = Path(__file__).resolve().parent.parent
     table = subprocess.run([sys.executable, str(root / "scripts" / "results_tables.py"), name], capture_output=True, text=True, check=True).stdout.strip()
-    assert table.count("\n") > 8 and table in (root / "README.md").read_text()
+    assert table.count("\n") > 4 and table in (root / "README.md").read_text()

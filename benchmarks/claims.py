@@ -1,0 +1,42 @@
+"""The write-up's claims at the recipe's schedule: every row of the ablation table (`dudek.ablations.ROWS`) trains what
+`dudek reproduce` trains (the `tiny` profile and its sizes, colour jitter included) with each seed, and is scored on
+held-out games of the training league and of the other league. It is `dudek reproduce --ablations` for the README's
+table: rows and seeds are resumable one by one, also from the rows of an earlier results file (`--resume-from`), and
+`--variants` limits a sitting to some rows (the baseline's always among them), so that the table, about 2.5 hours of
+training on 2 CPU cores, can be measured over several sittings.
+
+    python benchmarks/claims.py runs/r0/data --work runs/claims --out benchmarks/results/ablations_tiny.json \\
+        --resume-from benchmarks/results/ablations_tiny.json
+"""
+from __future__ import annotations
+
+import argparse, json, sys
+from pathlib import Path
+
+from dudek import ablations as A
+from dudek.config import provenance
+from dudek.files import atomic_write
+from dudek.metrics import json_ready
+from dudek.pipeline import ABLATION_SIZES
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("data", type=Path, help="a `dudek reproduce` run's data folder (train, old, val, test, test-other)")
+    p.add_argument("--seeds", type=int, nargs="+", default=ABLATION_SIZES["tiny"]["seeds"])
+    p.add_argument("--variants", nargs="+", choices=sorted({r.variant for r in A.ROWS}), help="only the rows of these variants (default: all)")
+    p.add_argument("--work", type=Path, default=Path("runs/claims"), help="folder of the trained rows (resumable)")
+    p.add_argument("--out", type=Path, help="results file (JSON) to write")
+    p.add_argument("--resume-from", type=Path, help="an earlier results file of this benchmark: its finished rows are not trained again")
+    a = p.parse_args(argv)
+    keep = {A.ROWS[0].variant, *(a.variants or (r.variant for r in A.ROWS))}
+    rows = [r for r in A.ROWS if r.variant in keep]
+    tests = {"training_league": a.data / "test", "other_league": A.held_out_games(a.data / "test-other", ABLATION_SIZES["tiny"]["other"])}
+    m = A.measure(a.work, a.data, tests, rows, "tiny", {"seeds": a.seeds}, None, a.resume_from)
+    print(A.table_markdown(m["table"]))
+    out = json_ready({"benchmark": "claims", **provenance(" ".join(["python", "benchmarks/claims.py", *map(str, argv or sys.argv[1:])])), **m})
+    if a.out: atomic_write(a.out, json.dumps(out, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
