@@ -139,7 +139,8 @@ def start_ablations(out, request: dict) -> Path:
     "Folder `out` recording `request`: new, or holding the same request (anything else is refused)."
     out, p = Path(out), Path(out) / REQUEST
     held = json.loads(p.read_text()) if p.is_file() else None
-    if held is not None: same_request(p, {k: x for k, x in held.items() if k != "rows"}, request, "sizes and games as the ablations being continued")
+    if held is not None:  # (folders from before rows could be added also recorded their rows: those are not compared)
+        same_request(p, {k: x for k, x in held.items() if k != "rows"}, request, "sizes and games as the ablations being continued")
     else: atomic_write(p, json.dumps(request, indent=1))
     return out
 
