@@ -11,14 +11,13 @@ file (`--resume-from`), so that a table can grow over several sittings.
 from __future__ import annotations
 
 import argparse, json, sys
-from dataclasses import asdict
 from pathlib import Path
 
 from dudek import ablations as A
 from dudek.config import provenance
 from dudek.files import atomic_write
 from dudek.metrics import json_ready
-from dudek.pipeline import SIZES, same_request
+from dudek.pipeline import SIZES
 
 BASE = ("augment.p_color=0",)  # every row: the recipe as it was before this benchmark's choice (flip only), whatever the profile adopts
 THIRD = dict(n_games=2, minutes=3.0, seed=3, min_events_per_class=1, league="third_league")  # the third look's validation games
@@ -58,9 +57,7 @@ def main(argv=None):
     m = A.measure(a.work, a.data, tests, rows, "tiny", sizes, BASE, a.resume_from)
     for n in a.screening:
         m["results"][n] = {}
-        for f in sorted((a.work / n).glob(f"seed*/{A.SCORES}")):
-            m["results"][n][int(f.parent.name.removeprefix("seed"))] = held = json.loads(f.read_text())
-            same_request(f, held["variant"], json_ready(asdict(A.VARIANTS[n])), f"definition of variant {n} as when it was trained")
+        for f in sorted((a.work / n).glob(f"seed*/{A.SCORES}")): m["results"][n][int(f.parent.name.removeprefix("seed"))] = A.finished_row(f, A.VARIANTS[n])
     rows = (*rows, *(A.Row("augmentation", WHAT[n], n) for n in a.screening if m["results"][n]))
     m["table"] = A.ablation_table(m["results"], rows, m["sizes"])
     print(A.table_markdown(m["table"]))

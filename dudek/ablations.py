@@ -25,8 +25,8 @@ from .pipeline import ablation_sizes, same_request
 
 # %% auto #0
 __all__ = ['VARIANTS', 'ROWS', 'REQUEST', 'SCORES', 'LEAGUE_NAMES', 'Variant', 'Row', 'held_out_games', 'resumable_train',
-           'train_variant', 'game_scores', 'score_variant', 'start_ablations', 'run_ablations', 'restore_rows',
-           'spread', 'ablation_table', 'table_markdown', 'plot_ablations', 'write_ablations', 'measure']
+           'train_variant', 'game_scores', 'score_variant', 'start_ablations', 'finished_row', 'run_ablations',
+           'restore_rows', 'spread', 'ablation_table', 'table_markdown', 'plot_ablations', 'write_ablations', 'measure']
 
 # %% ../nbs/15_ablations.ipynb #8cd32186
 @dataclass(frozen=True)
@@ -144,6 +144,12 @@ def start_ablations(out, request: dict) -> Path:
     else: atomic_write(p, json.dumps(request, indent=1))
     return out
 
+def finished_row(path, v: Variant) -> dict:
+    "The scores of a finished row (`scores.json` at `path`), refused if `v`'s definition changed since it was trained."
+    held = json.loads(Path(path).read_text())
+    if "variant" in held: same_request(path, held["variant"], json_ready(asdict(v)), f"definition of variant {v.name} as when it was trained")
+    return held
+
 def run_ablations(out, data, old, val, tests: dict, profile: str = "tiny", sizes: dict | None = None, overrides=None,
                   cache_dir=None, rows: Sequence[Row] = ROWS, progress: bool = True) -> dict:
     "Train and score every variant of `rows` for each seed into `out`, skipping those finished; `{variant: {seed: scores}}`."
@@ -156,8 +162,7 @@ def run_ablations(out, data, old, val, tests: dict, profile: str = "tiny", sizes
     for i, (seed, v) in enumerate(jobs, 1):
         done, head = out / v.name / f"seed{seed}" / SCORES, f"[ablations {i}/{len(jobs)}] {v.name}, seed {seed}"
         if done.is_file():
-            results[v.name][seed] = held = json.loads(done.read_text())
-            if "variant" in held: same_request(done, held["variant"], json_ready(asdict(v)), f"definition of variant {v.name} as when it was trained")
+            results[v.name][seed] = finished_row(done, v)
             _say(progress, f"{head}: finished earlier in {results[v.name][seed]['wall_seconds']:.0f} s, skipped")
             continue
         _say(progress, f"{head}: training and scoring")
