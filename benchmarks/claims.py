@@ -3,7 +3,8 @@
 held-out games of the training league and of the other league. It is `dudek reproduce --ablations` for the README's
 table: rows and seeds are resumable one by one, also from the rows of an earlier results file (`--resume-from`), and
 `--variants` limits a sitting to some rows (the baseline's always among them), so that the table, about 2.5 hours of
-training on 2 CPU cores, can be measured over several sittings.
+training on 2 CPU cores, can be measured over several sittings. The results file is written again after each variant
+(all its seeds), so a sitting cut short keeps the rows it finished.
 
     python benchmarks/claims.py runs/r0/data --work runs/claims --out benchmarks/results/ablations_tiny.json \\
         --resume-from benchmarks/results/ablations_tiny.json
@@ -32,10 +33,13 @@ def main(argv=None):
     keep = {A.ROWS[0].variant, *(a.variants or (r.variant for r in A.ROWS))}
     rows = [r for r in A.ROWS if r.variant in keep]
     tests = {"training_league": a.data / "test", "other_league": A.held_out_games(a.data / "test-other", ABLATION_SIZES["tiny"]["other"])}
-    m = A.measure(a.work, a.data, tests, rows, "tiny", {"seeds": a.seeds}, None, a.resume_from)
+    stamp, results = provenance(" ".join(["python", "benchmarks/claims.py", *map(str, argv or sys.argv[1:])])), {}
+    for name in dict.fromkeys(r.variant for r in rows):  # variant by variant, all seeds: the file holds every finished row
+        m = A.measure(a.work, a.data, tests, [r for r in rows if r.variant in (rows[0].variant, name)], "tiny", {"seeds": a.seeds}, None, a.resume_from)
+        results.update(m["results"])
+        m = {**m, "results": results, "table": A.ablation_table(results, [r for r in rows if r.variant in results], m["sizes"])}
+        if a.out: atomic_write(a.out, json.dumps(json_ready({"benchmark": "claims", **stamp, **m}), indent=1) + "\n")
     print(A.table_markdown(m["table"]))
-    out = json_ready({"benchmark": "claims", **provenance(" ".join(["python", "benchmarks/claims.py", *map(str, argv or sys.argv[1:])])), **m})
-    if a.out: atomic_write(a.out, json.dumps(out, indent=1) + "\n")
 
 
 if __name__ == "__main__":
