@@ -180,7 +180,7 @@ def measure_compile(a) -> dict:
 
 def machine() -> dict:
     import torch
-    from dudek.model import cpu_has_bf16
+    from dudek.config import cpu_has_bf16
     cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")), platform.processor())
     return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version(),
             "capability": torch.backends.cpu.get_cpu_capability(), "native_bf16": cpu_has_bf16()}

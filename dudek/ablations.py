@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .files import InputError, atomic_path, atomic_write
-from .config import PostConfig, parse_overrides
+from .config import PostConfig, parse_overrides, provenance
 from .annotations import find_games
 from .metrics import json_ready
 from .video import video_info
@@ -169,7 +169,8 @@ def run_ablations(out, data, old, val, tests: dict, profile: str = "tiny", sizes
         t0 = time.perf_counter()
         seconds = train_variant(v, seed, out, data, old, s, profile, overrides, cache_dir)
         scores = score_variant(v, seed, out, tests, val if v.name in tuned else None, s["trials"], cache_dir)
-        scores = json_ready({**scores, "variant": asdict(v), "seed": seed, "train_seconds": seconds, "wall_seconds": round(time.perf_counter() - t0, 1)})
+        scores = json_ready({**scores, "variant": asdict(v), "seed": seed, "train_seconds": seconds, "wall_seconds": round(time.perf_counter() - t0, 1),
+                             "machine": provenance()["machine"]})  # (its CPU sets the precision of train.amp: bf16 or float32)
         atomic_write(done, json.dumps(scores, indent=1) + "\n")
         results[v.name][seed] = scores
         figures = ", ".join(f"{league} {_num(d['default']['team_map_present'])}" for league, d in scores["leagues"].items())

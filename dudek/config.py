@@ -14,7 +14,8 @@ from .files import InputError, atomic_write, brief, remove_stale_temps
 # %% auto #0
 __all__ = ['SECTIONS', 'PROFILES', 'LIMITS', 'CHOICES', 'RUN_ID', 'DataConfig', 'ModelConfig', 'AugmentConfig', 'TrainConfig',
            'PostConfig', 'Config', 'set_field', 'check_config', 'parse_overrides', 'get_config',
-           'overrides_from_params', 'save_config', 'load_config', 'make_run_dir', 'run_id', 'provenance']
+           'overrides_from_params', 'save_config', 'load_config', 'make_run_dir', 'run_id', 'cpu_has_bf16',
+           'provenance']
 
 # %% ../nbs/03_config.ipynb #de14cb90
 @dataclass
@@ -245,8 +246,14 @@ def run_id(run) -> str | None:
     return p.read_text().strip() if p.is_file() else None
 
 # %% ../nbs/03_config.ipynb #78c2857b
+def cpu_has_bf16() -> bool:
+    "Whether this CPU computes bf16 natively (AVX512-BF16 or AMX) and PyTorch's kernels use it (`ATEN_CPU_CAPABILITY` not lowered)."
+    import torch
+    native = any(getattr(torch.cpu, f"_is_{isa}_supported", lambda: False)() for isa in ("avx512_bf16", "amx_tile"))
+    return native and torch.backends.cpu.get_cpu_capability().startswith(("AVX512", "AMX"))
+
 def provenance(command: str | None = None, **extra) -> dict:
-    "Where and how something was produced: command, git commit, machine, library versions, date."
+    "Where and how something was produced: command, git commit, machine (with its CPU's vector unit and bf16: they set the precision of `train.amp` on a CPU), library versions, date."
     import torch
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -254,6 +261,7 @@ def provenance(command: str | None = None, **extra) -> dict:
     except (OSError, subprocess.SubprocessError): commit = None
     return {"command": command or " ".join(sys.argv), "commit": commit, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "machine": {"platform": platform.platform(), "processor": platform.processor(), "python": platform.python_version(),
-                        "torch": torch.__version__, "cpus": os.cpu_count(),
+                        "torch": torch.__version__, "cpus": os.cpu_count(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                        "cpu_bf16": cpu_has_bf16(),
                         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None},
             **extra}

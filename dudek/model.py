@@ -15,14 +15,14 @@ import torch.nn.functional as F
 
 from .files import InputError, atomic_path
 from .labels import get_codec
-from .config import Config, DataConfig, ModelConfig
+from .config import Config, DataConfig, ModelConfig, cpu_has_bf16
 
 # %% auto #0
 __all__ = ['VISION_CHECKPOINT', 'create_backbone', 'check_pretrained', 'asset_path', 'normalise_frames', 'GatedShift',
            'ShiftThen', 'add_temporal_shift', 'FrameEncoder', 'read_weights', 'check_finite', 'load_weights',
            'save_checkpoint', 'load_checkpoint', 'save_weights', 'long_kernel', 'ChannelAffine', 'SGPBranches',
            'FeedForward', 'SGPBlock', 'SGPMixer', 'SGPEncoderDecoder', 'ClassHead', 'TDEED', 'build_model',
-           'count_parameters', 'cpu_has_bf16', 'amp_dtype']
+           'count_parameters', 'amp_dtype']
 
 # %% ../nbs/09_model.ipynb #9c844ce7
 def _config_error(field: str, expected: str) -> InputError:
@@ -424,11 +424,6 @@ def count_parameters(model: TDEED) -> dict[str, int]:
     return {**parts, "total": n(model.parameters())}
 
 # %% ../nbs/09_model.ipynb #74f577ef
-def cpu_has_bf16() -> bool:
-    "Whether this CPU computes bf16 natively (AVX512-BF16 or AMX) and PyTorch's kernels use it (`ATEN_CPU_CAPABILITY` not lowered)."
-    native = any(getattr(torch.cpu, f"_is_{isa}_supported", lambda: False)() for isa in ("avx512_bf16", "amx_tile"))
-    return native and torch.backends.cpu.get_cpu_capability().startswith(("AVX512", "AMX"))
-
 def amp_dtype(device, amp: bool = True) -> torch.dtype | None:
     "The autocast dtype of mixed precision on `device` (bf16 where the hardware has it, else float16 on CUDA), or None: float32."
     device = torch.device(device)

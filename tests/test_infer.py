@@ -17,7 +17,8 @@ from dudek.config import PostConfig
 from dudek.infer import (RAW_FILE, MatchClips, clip_scores, evaluate_games, infer, load_raw, match_scores, nms_fields,
                          stream_batches, unmirror_scores, write_params)
 from dudek.labels import MERGED
-from dudek.model import build_model, cpu_has_bf16, save_checkpoint
+from dudek.config import cpu_has_bf16
+from dudek.model import build_model, save_checkpoint
 from dudek.postprocess import ClipAggregator
 from dudek.synthetic import synthesize
 

@@ -11,7 +11,8 @@ import fastcore.test as ft
 from dudek.annotations import Annotation, BallLabels, find_games, frame_to_position, game_time_of, write_ball_labels
 from dudek.config import get_config
 from dudek.labels import BALL_LABELS, TEAMS
-from dudek.model import VISION_CHECKPOINT, FrameEncoder, asset_path, build_model, cpu_has_bf16, load_weights
+from dudek.config import cpu_has_bf16
+from dudek.model import VISION_CHECKPOINT, FrameEncoder, asset_path, build_model, load_weights
 from dudek.model import load_checkpoint, save_checkpoint
 from dudek.train import load_init, lr_factor, make_optimizer, make_scheduler
 from dudek.video import write_video
