@@ -26,7 +26,8 @@ from .pipeline import ablation_sizes, same_request
 # %% auto #0
 __all__ = ['VARIANTS', 'ROWS', 'REQUEST', 'SCORES', 'LEAGUE_NAMES', 'Variant', 'Row', 'held_out_games', 'resumable_train',
            'train_variant', 'game_scores', 'score_variant', 'start_ablations', 'finished_row', 'run_ablations',
-           'restore_rows', 'spread', 'ablation_table', 'table_markdown', 'plot_ablations', 'write_ablations', 'measure']
+           'restore_rows', 'spread', 'compute_kind', 'ablation_table', 'table_markdown', 'plot_ablations',
+           'write_ablations', 'headline_figures', 'baseline_agrees', 'verdicts', 'measure', 'saved_table']
 
 # %% ../nbs/15_ablations.ipynb #8cd32186
 @dataclass(frozen=True)
@@ -169,8 +170,9 @@ def run_ablations(out, data, old, val, tests: dict, profile: str = "tiny", sizes
         t0 = time.perf_counter()
         seconds = train_variant(v, seed, out, data, old, s, profile, overrides, cache_dir)
         scores = score_variant(v, seed, out, tests, val if v.name in tuned else None, s["trials"], cache_dir)
+        precision = json.loads((out / v.name / f"seed{seed}" / "train" / "summary.json").read_text()).get("precision")  # (None: trained before summaries said)
         scores = json_ready({**scores, "variant": asdict(v), "seed": seed, "train_seconds": seconds, "wall_seconds": round(time.perf_counter() - t0, 1),
-                             "machine": provenance()["machine"]})  # (its CPU sets the precision of train.amp: bf16 or float32)
+                             "precision": precision, "machine": provenance()["machine"]})
         atomic_write(done, json.dumps(scores, indent=1) + "\n")
         results[v.name][seed] = scores
         figures = ", ".join(f"{league} {_num(d['default']['team_map_present'])}" for league, d in scores["leagues"].items())
@@ -204,19 +206,24 @@ def spread(values) -> dict | None:
     v = np.array([x for x in values if x is not None and np.isfinite(x)], np.float64)
     return None if not len(v) else {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max()), "n": len(v)}
 
+def compute_kind(scores: dict) -> str:
+    "The precision a row's models trained in (bfloat16, float16, float32; `train.amp` picks it by machine), or unrecorded: rows of one seed compare only in the same."
+    return scores.get("precision") or "unrecorded"
+
 def ablation_table(results: dict, rows: Sequence[Row] = ROWS, sizes: dict | None = None) -> dict:
-    "The table of `results`: per row and league, Team-mAP@1 and mAP@1 over the seeds, the change from the first row seed by seed, training minutes."
+    "The table of `results`: per row and league, Team-mAP@1 and mAP@1 over the seeds, the change from the first row seed by seed (on the seeds both trained on the same kind of machine), training minutes."
     base = results[rows[0].variant]
     leagues = list(next(iter(base.values()))["leagues"])
     out = []
     for r in rows:
         runs = results[r.variant]
         seeds = sorted(runs, key=int)
-        row = {**asdict(r), "seeds": [int(k) for k in seeds], "leagues": {},
+        same = [k for k in seeds if k in base and compute_kind(runs[k]) == compute_kind(base[k])]
+        row = {**asdict(r), "seeds": [int(k) for k in seeds], "compared_seeds": [int(k) for k in same], "leagues": {},
                "train_minutes": spread([sum(runs[k]["train_seconds"].values()) / 60 for k in seeds])}
         for lg in leagues:
             tm = [runs[k]["leagues"][lg][r.post]["team_map_present"] for k in seeds]
-            ref = [base[k]["leagues"][lg][rows[0].post]["team_map_present"] if k in base else None for k in seeds]
+            ref = [base[k]["leagues"][lg][rows[0].post]["team_map_present"] if k in same else None for k in seeds]
             row["leagues"][lg] = {"team_map": spread(tm), "map": spread([runs[k]["leagues"][lg][r.post]["map"] for k in seeds]),
                                   "delta": spread([None if a is None or b is None else a - b for a, b in zip(tm, ref)]),
                                   "per_seed": tm}
@@ -242,6 +249,9 @@ def table_markdown(table: dict, figure: str | None = None) -> str:
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in table["rows"]:
         fewer = "" if r["seeds"] == table["rows"][0]["seeds"] else f" (seed{'s' * (len(r['seeds']) > 1)} {', '.join(map(str, r['seeds']))} only)"
+        if r is not table["rows"][0] and r.get("compared_seeds", r["seeds"]) != r["seeds"]:
+            on = r["compared_seeds"]
+            fewer += f" (Δ on seed{'s' * (len(on) > 1)} {', '.join(map(str, on)) or 'none'}: the others trained in another precision)"
         cells = [r["claim"], r["what"] + fewer] + [x for lg in lgs for x in (_cell(r["leagues"][lg]["team_map"]),
                  "" if r is table["rows"][0] else _cell(r["leagues"][lg]["delta"], True))]
         cells += [_cell(r["leagues"][lg]["map"]) for lg in lgs] + [f"{r['train_minutes']['mean']:.1f}" if r["train_minutes"] else "-"]
@@ -278,6 +288,38 @@ def write_ablations(out, results: dict, rows: Sequence[Row] = ROWS, sizes: dict 
     atomic_write(out / "table.md", table_markdown(table, f"{out.name}/ablations.png"))
     return table
 
+# %% ../nbs/15_ablations.ipynb #b44cf08e
+def headline_figures(reproduction: dict, group: str | None = None) -> dict[str, list[float]]:
+    "Team-mAP@1 per seed on each league (tuned Soft-NMS, the headline) from `benchmarks/reproduce_compare.py`'s results (`group`: default the first)."
+    groups = reproduction["groups"]
+    runs = groups[group or next(iter(groups))]["runs"]
+    return {lg: [r[lg]["team_map_at1"] for r in runs] for lg in ("training_league", "other_league") if all(lg in r for r in runs)}
+
+def baseline_agrees(table: dict, headline: dict[str, Sequence[float]]) -> tuple[bool, str]:
+    "Whether the table's baseline (with tuned Soft-NMS where a row has it) agrees with `headline` ({league: Team-mAP@1 per seed}) within the seeds' spread; and a line saying so."
+    rows = table["rows"]
+    base = next((r for r in rows if r["variant"] == rows[0]["variant"] and r["post"] == "tuned"), rows[0])
+    ok, parts = True, []
+    for lg, figures in headline.items():
+        mine, theirs = base["leagues"].get(lg, {}).get("team_map"), spread(figures)
+        if mine is None or theirs is None: continue
+        gap, room = abs(mine["mean"] - theirs["mean"]), max(mine["max"] - mine["min"], theirs["max"] - theirs["min"])
+        ok = ok and gap <= room
+        parts.append(f"{LEAGUE_NAMES.get(lg, lg)} {_cell(mine)} here, {_cell(theirs)} in the reproduction (means {gap:.3f} apart, seeds' range {room:.3f})")
+    if not parts: return False, "The baseline could not be compared: no league in common with the headline."
+    return ok, (f"The baseline ({base['post']} Soft-NMS) {'agrees' if ok else 'does not agree'} with the reproduction's headline within "
+                f"the seeds' spread: " + "; ".join(parts) + ".")
+
+def verdicts(table: dict) -> list[str]:
+    "Each row after the baseline in words: on each league, better or worse than the baseline on every seed, or mixed."
+    def word(d):
+        if d is None: return "-"
+        sign = "better" if d["min"] > 0 else "worse" if d["max"] < 0 else None
+        if sign is None: return f"mixed {_cell(d, True)}"
+        return f"{sign} on every seed {_cell(d, True)}" if d["n"] > 1 else f"{sign} on its one seed ({d['mean']:+.3f})"
+    return [f"{r['what']}: " + "; ".join(f"{LEAGUE_NAMES.get(lg, lg)} {word(r['leagues'][lg]['delta'])}" for lg in table["leagues"])
+            for r in table["rows"][1:]]
+
 # %% ../nbs/15_ablations.ipynb #3c713902
 def measure(work, data, tests: dict, rows: Sequence[Row], profile: str = "tiny", sizes: dict | None = None, overrides=None,
             resume_from=None, progress: bool = True) -> dict:
@@ -288,4 +330,8 @@ def measure(work, data, tests: dict, rows: Sequence[Row], profile: str = "tiny",
     data = Path(data)
     results = run_ablations(work, data / "train", data / "old", data / "val", tests, profile, s, overrides, Path(work) / "cache", rows, progress)
     return json_ready({"sizes": s, "overrides": parse_overrides(overrides), "table": ablation_table(results, rows, s), "results": results})
+
+def saved_table(saved: dict, rows: Sequence[Row] = ROWS) -> dict:
+    "The table of a results file `saved` (what `measure` returned), made again from its scores by this `ablation_table`: the rows of `rows` it holds."
+    return ablation_table(saved["results"], [r for r in rows if r.variant in saved["results"]], saved.get("sizes"))
 

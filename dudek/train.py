@@ -534,7 +534,8 @@ def train_stage(stage: str, run, data=None, old_data=None, profile: str = "tiny"
     meta = {"stage": stage, "final": final, "init": None if init is None else str(init),
             "games": {k: [g.rel for g in v] for k, v in split.items() if k in ("train", "val", "test")}}
     history = fit(net, train_set, task, run, cfg, resume=resume, quiet=quiet, checkpoint_steps=checkpoint_steps, info=info, meta=meta)
-    extra = {"init": init_info, "wall_seconds": time.perf_counter() - t0}
+    extra = {"init": init_info, "wall_seconds": time.perf_counter() - t0,  # what it computed in: the same seed gives other numbers in another
+             "precision": str(amp_dtype(device, cfg.train.amp) or torch.float32).removeprefix("torch.")}
     if info.main and split.get("test") and not final:
         best, _ = load_trained(run / "best.pt", device)
         test = evaluate_games(best, split["test"], cfg, get_codec("old") if stage == "pretrain" else codec, device, cache_dir,

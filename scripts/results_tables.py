@@ -4,13 +4,14 @@
     python scripts/results_tables.py reproduce_labels [RESULTS_FILE] [GROUP]   # its team AP per label on both leagues
     python scripts/results_tables.py factors     # benchmarks/league_factors.py: what each factor of the other league's look costs
     python scripts/results_tables.py augment     # benchmarks/league_augment.py: augmentations on three leagues' looks
+    python scripts/results_tables.py ablations   # benchmarks/claims.py: the write-up's claims at the recipe's schedule
 
 `tests/test_files.py` fails when a table in README.md differs from what this prints.
 """
 import json, sys
 from pathlib import Path
 
-from dudek.ablations import table_markdown
+from dudek.ablations import baseline_agrees, compute_kind, headline_figures, saved_table, table_markdown, verdicts
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -68,7 +69,22 @@ def augment(path=None) -> str:
     return table_markdown(json.loads(Path(path or RESULTS / "league_augment.json").read_text())["table"]).strip()
 
 
-TABLES = {f.__name__: f for f in (reproduce, reproduce_labels, factors, augment)}
+def ablations(path=None, reproduction=None) -> str:
+    "The ablation table of `benchmarks/claims.py`, whether its baseline agrees with the reproduction's headline, each row's verdict, and the precision each row trained in."
+    d = json.loads(Path(path or RESULTS / "ablations_tiny.json").read_text())
+    repro = json.loads(Path(reproduction or RESULTS / "reproduce_tiny.json").read_text())
+    by = {}
+    for name, seeds in d["results"].items():
+        for seed, scores in seeds.items(): by.setdefault(compute_kind(scores), []).append(f"{name} {seed}")
+    table = saved_table(d)  # (made again from its scores, by today's rules)
+    lines = [table_markdown(table).strip(), "", baseline_agrees(table, headline_figures(repro))[1], "",
+             *[f"- {v}" for v in verdicts(table)], "",
+             "The precision each row trained in (variant and seed): "
+             + "; ".join(f"{k}: {', '.join(v)}" for k, v in by.items()) + "."]
+    return "\n".join(lines)
+
+
+TABLES = {f.__name__: f for f in (reproduce, reproduce_labels, factors, augment, ablations)}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in TABLES: sys.exit(f"usage: python scripts/results_tables.py {{{','.join(TABLES)}}} [RESULTS_FILE] ...")
