@@ -4,7 +4,7 @@ held-out games of the training league and of the other league. It is `dudek repr
 table: rows and seeds are resumable one by one, also from the rows of an earlier results file (`--resume-from`), and
 `--variants` limits a sitting to some rows (the baseline's always among them), so that the table, about 2.5 hours of
 training on 2 CPU cores, can be measured over several sittings. The results file is written again after each variant
-(all its seeds), so a sitting cut short keeps the rows it finished. Sittings may fall on different machines, and
+and seed, so a sitting cut short keeps every row it finished. Sittings may fall on different machines, and
 `train.amp` computes in bf16 on a CPU that has it and in float32 on one that does not, which changes what a seed gives:
 so the benchmark pins float32 (`--set train.amp=false`, the default) and every row compares with every other.
 
@@ -38,11 +38,17 @@ def main(argv=None):
     rows = [r for r in A.ROWS if r.variant in keep]
     tests = {"training_league": a.data / "test", "other_league": A.held_out_games(a.data / "test-other", ABLATION_SIZES["tiny"]["other"])}
     stamp, results = provenance(" ".join(["python", "benchmarks/claims.py", *map(str, argv or sys.argv[1:])])), {}
-    for name in dict.fromkeys(r.variant for r in rows):  # variant by variant, all seeds: the file holds every finished row
-        m = A.measure(a.work, a.data, tests, [r for r in rows if r.variant in (rows[0].variant, name)], "tiny", {"seeds": a.seeds}, a.set, a.resume_from)
-        results.update(m["results"])
-        m = {**m, "results": results, "table": A.ablation_table(results, [r for r in rows if r.variant in results], m["sizes"])}
+
+    def save(m: dict) -> dict:  # the rows of earlier variants and this one's so far, written after every row and seed
+        merged = {**results, **{k: v for k, v in m["results"].items() if v}}
+        m = {**m, "results": merged, "table": A.ablation_table(merged, [r for r in rows if merged.get(r.variant)], m["sizes"])}
         if a.out: atomic_write(a.out, json.dumps(json_ready({"benchmark": "claims", **stamp, **m}), indent=1) + "\n")
+        return m
+
+    for name in dict.fromkeys(r.variant for r in rows):  # variant by variant, all its seeds, so that each claim gets its seeds early
+        m = save(A.measure(a.work, a.data, tests, [r for r in rows if r.variant in (rows[0].variant, name)], "tiny", {"seeds": a.seeds},
+                           a.set, a.resume_from, on_row=save))
+        results = m["results"]
     print(A.table_markdown(m["table"]))
 
 

@@ -152,8 +152,8 @@ def finished_row(path, v: Variant) -> dict:
     return held
 
 def run_ablations(out, data, old, val, tests: dict, profile: str = "tiny", sizes: dict | None = None, overrides=None,
-                  cache_dir=None, rows: Sequence[Row] = ROWS, progress: bool = True) -> dict:
-    "Train and score every variant of `rows` for each seed into `out`, skipping those finished; `{variant: {seed: scores}}`."
+                  cache_dir=None, rows: Sequence[Row] = ROWS, progress: bool = True, on_row=None) -> dict:
+    "Train and score every variant of `rows` for each seed into `out`, skipping those finished; `{variant: {seed: scores}}` (`on_row`: called with it after each one trained)."
     s = ablation_sizes(profile, sizes)
     request = json_ready({"profile": profile, "sizes": s, "overrides": parse_overrides(overrides),
                           "games": {k: str(Path(f).resolve()) for k, f in {"train": data, "old": old, "val": val, **tests}.items()}})
@@ -177,6 +177,7 @@ def run_ablations(out, data, old, val, tests: dict, profile: str = "tiny", sizes
         results[v.name][seed] = scores
         figures = ", ".join(f"{league} {_num(d['default']['team_map_present'])}" for league, d in scores["leagues"].items())
         _say(progress, f"  done in {scores['wall_seconds']:.0f} s (training {sum(seconds.values()):.0f} s); Team-mAP@1: {figures}")
+        if on_row is not None: on_row(results)
     return results
 
 def _num(x) -> str: return "-" if x is None else f"{x:.3f}"
@@ -322,14 +323,17 @@ def verdicts(table: dict) -> list[str]:
 
 # %% ../nbs/15_ablations.ipynb #3c713902
 def measure(work, data, tests: dict, rows: Sequence[Row], profile: str = "tiny", sizes: dict | None = None, overrides=None,
-            resume_from=None, progress: bool = True) -> dict:
-    "The ablations of `rows` on a reproduction's data folder `data` (train, old, val) in `work`, continuing results file `resume_from`: sizes, overrides, table and results."
+            resume_from=None, progress: bool = True, on_row=None) -> dict:
+    "The ablations of `rows` on a reproduction's data folder `data` (train, old, val) in `work`, continuing results file `resume_from`: sizes, overrides, table and results (`on_row`: called with these so far after each row and seed trained)."
     s = ablation_sizes(profile, sizes)
     if resume_from is not None:
         for row in restore_rows(work, resume_from, s, overrides): _say(progress, f"{row}: from {resume_from}")
     data = Path(data)
-    results = run_ablations(work, data / "train", data / "old", data / "val", tests, profile, s, overrides, Path(work) / "cache", rows, progress)
-    return json_ready({"sizes": s, "overrides": parse_overrides(overrides), "table": ablation_table(results, rows, s), "results": results})
+    done = lambda results: json_ready({"sizes": s, "overrides": parse_overrides(overrides), "results": results,
+                                       "table": ablation_table(results, [r for r in rows if results.get(r.variant)], s)})
+    results = run_ablations(work, data / "train", data / "old", data / "val", tests, profile, s, overrides, Path(work) / "cache", rows, progress,
+                            None if on_row is None else lambda results: on_row(done(results)))
+    return done(results)
 
 def saved_table(saved: dict, rows: Sequence[Row] = ROWS) -> dict:
     "The table of a results file `saved` (what `measure` returned), made again from its scores by this `ablation_table`: the rows of `rows` it holds."
