@@ -318,10 +318,10 @@ def _worker_init(_):
 
 def make_loader(dataset: Dataset, batch_size: int, num_workers: int = 0, shuffle: bool = False, drop_last: bool = False,
                 sampler=None, seed: int = 0, **kwargs) -> DataLoader:
-    "A `DataLoader` over `dataset` that decodes in `num_workers` worker processes (non-persistent, one thread each)."
+    "A `DataLoader` over `dataset` that decodes in `num_workers` worker processes (non-persistent, one thread each); `seed` seeds the order of a shuffle and the workers' seeds where there is a shuffle or a `sampler`."
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, sampler=sampler,
                       num_workers=num_workers, worker_init_fn=_worker_init if num_workers else None,
-                      generator=torch.Generator().manual_seed(seed) if shuffle else None,
+                      generator=torch.Generator().manual_seed(seed) if shuffle or sampler is not None else None,
                       persistent_workers=False, **kwargs)
 
 # %% ../nbs/10_dataset.ipynb #500f7385

@@ -23,7 +23,7 @@ from .metrics import event_spots, spotting_scores
 from .postprocess import (ClipAggregator, apply_displacement, make_submission, postprocess_scores, scores_to_predictions,
                                scores_to_spots, two_head_probs)
 from .model import TDEED, amp_dtype, build_model, check_finite, load_checkpoint, load_weights
-from .dataset import FrameSource, clip_indices, make_loader, clip_starts, event_targets, game_videos, sampled_length
+from .dataset import _chw, FrameSource, clip_indices, make_loader, clip_starts, event_targets, game_videos, sampled_length
 
 # %% auto #0
 __all__ = ['BALL_HEADS', 'RAW_FILE', 'NMS_FIELDS', 'load_trained', 'load_spotter', 'MatchClips', 'stream_batches', 'clip_scores',
@@ -58,8 +58,6 @@ def load_spotter(path, device="cpu") -> tuple[TDEED, Config]:
     return model, cfg
 
 # %% ../nbs/12_infer.ipynb #1b76d085
-def _chw(frames: np.ndarray) -> torch.Tensor: return torch.from_numpy(frames).permute(0, 3, 1, 2)  # (T, H, W, 3) -> (T, 3, H, W)
-
 class MatchClips(IterableDataset):
     "The overlapping inference clips of one whole video, decoded front to back once, in batches `{frames (B, T, 3, H, W), start (B,)}`."
     def __init__(self, video, cfg, batch_size: int = 8, cache_dir=None):

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import Dataset, Sampler
 
 from .files import InputError, atomic_path, atomic_write, check_writable
 from .config import Config, TrainConfig, get_config, make_run_dir, provenance, run_id
@@ -24,7 +24,7 @@ from .metrics import json_ready
 from .augment import ClipAugment, mixup, soft_cross_entropy, team_distribution
 from .model import ClassHead, FrameEncoder, TDEED, amp_dtype, build_model, check_finite, load_checkpoint, save_checkpoint
 from .infer import evaluate_games, load_trained
-from .dataset import ClipDataset, VisionFrames, game_videos, split_games
+from .dataset import ClipDataset, VisionFrames, game_videos, make_loader, split_games
 
 # %% auto #0
 __all__ = ['POSITION', 'STAGES', 'STAGE_DEFAULTS', 'VISION_DEFAULTS', 'VISION_VAL_CLIPS', 'VISION_KEYS', 'class_weights',
@@ -215,8 +215,6 @@ def to_device(batch: dict, device) -> dict:
     "Move the tensors of a batch to `device`."
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
-def _worker_init(_): torch.set_num_threads(1)
-
 def _better(value, best, mode: str) -> bool:
     if value is None or (isinstance(value, float) and math.isnan(value)): return False
     return best is None or (value < best if mode == "min" else value > best)
@@ -316,9 +314,8 @@ def fit(model: nn.Module, train_set: Dataset, task: Task, run, cfg: Config, resu
     for epoch in range(pos["epoch"], tcfg.epochs):
         train_set.set_epoch(epoch)
         sampler = ShardSampler(len(train_set), tcfg.batch_size, info.rank, info.world, start_batch=pos["step"])
-        loader = DataLoader(train_set, batch_size=tcfg.batch_size, sampler=sampler, num_workers=cfg.data.num_workers,
-                            worker_init_fn=_worker_init if cfg.data.num_workers else None, persistent_workers=False,
-                            generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch), pin_memory=device.type == "cuda")
+        loader = make_loader(train_set, tcfg.batch_size, cfg.data.num_workers, sampler=sampler, seed=cfg.seed * 1000 + epoch,
+                             pin_memory=device.type == "cuda")
         model.train()
         bar = tqdm(total=n_batches, initial=pos["step"], desc=f"epoch {epoch + 1}/{tcfg.epochs}", leave=False,
                    disable=quiet or not info.main, dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30)
@@ -617,7 +614,7 @@ def vision_metrics(net: VisionNet, dataset: Dataset, batch_size: int, device="cp
     "Validation loss, and per task accuracy and mean per-class recall (classes) or RMSE in the field's units (regressions)."
     net.eval()
     sums, n = {}, 0
-    for batch in DataLoader(dataset, batch_size=batch_size):
+    for batch in make_loader(dataset, batch_size):
         batch = to_device(batch, device)
         out = net(batch["frames"])
         B = len(batch["frames"])
