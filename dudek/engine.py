@@ -20,7 +20,7 @@ __all__ = ['FPS', 'HALF_LENGTH', 'HALF_WIDTH', 'GOAL_HALF_WIDTH', 'GOAL_HEIGHT',
            'KEEPERS', 'FORMATION', 'POSES', 'RESTARTS', 'POSE', 'OWN', 'OPP', 'RARE_WEIGHTS', 'PASS_OUTCOMES',
            'LOFT_OUTCOMES', 'CROSS_OUTCOMES', 'SHOT_OUTCOMES', 'CHOICE_LABELS', 'BOOST_POWER', 'FORCE', 'URGENCY',
            'OWN_BALL', 'REPLAY_SPEED', 'REPLAY_MAX', 'CLOSE_UP_AFTER', 'BLOCK_FALL', 'TEN_YARDS', 'team_of', 'outfield',
-           'Event', 'Half', 'Quota', 'MatchEngine', 'roll', 'loft', 'first_below', 'crossing', 'shot_path',
+           'Event', 'team_side', 'Half', 'Quota', 'MatchEngine', 'roll', 'loft', 'first_below', 'crossing', 'shot_path',
            'simulate_half', 'event_signatures']
 
 # %% ../nbs/04a_engine.ipynb #096a2f06
@@ -79,6 +79,10 @@ class Event:
     def __post_init__(self):
         if self.old_team == "same": self.old_team = self.team
 
+def team_side(directions, team: int) -> str:
+    "`left` or `right`: the side of the picture that team `team` (0 home, 1 away) plays on, given the teams' `directions` (+1: attacks towards +x, from the left)."
+    return "left" if directions[team] > 0 else "right"
+
 @dataclass
 class Half:
     "One simulated half: the ball, every figure and the events, one row per frame."
@@ -102,7 +106,7 @@ class Half:
 
     def side(self, team: int) -> str:
         "`left` or `right`: the side of the picture team `team` plays on in this half."
-        return "left" if self.directions[team] > 0 else "right"
+        return team_side(self.directions, team)
 
     def in_replay(self, frame: int) -> bool:
         "Does the broadcast show a replay (not the live play) at `frame`?"
@@ -168,7 +172,7 @@ class MatchEngine:
         self.period = rng.uniform(5, 11, (N_FIGURES, 2)) * FPS
         self.start = np.zeros((N_FIGURES, 2))
 
-    def side(self, team): return "left" if self.dirs[team] > 0 else "right"
+    def side(self, team): return team_side(self.dirs, team)
     def now(self): return self.b - 1
     def touched(self, team): self.last_touch = team
 
