@@ -15,16 +15,16 @@ from .config import AugmentConfig
 
 # %% auto #0
 __all__ = ['CAMERA_LOW', 'CAMERA_HIGH', 'COLOUR_RANGES', 'BLUR_KERNEL', 'BLUR_SIGMA', 'ZOOM_RANGE', 'GAIN_RANGE', 'SHADOW_EDGE',
-           'SHADOW_STRENGTH', 'to_float', 'like', 'flip_targets', 'hflip', 'crop_resize', 'camera_path', 'camera_drift',
-           'colour_jitter', 'blur', 'swap_red_blue', 'zoom', 'light', 'shadow', 'ClipDraw', 'draw_clip', 'ClipAugment',
-           'class_distribution', 'team_distribution', 'mixup', 'soft_cross_entropy']
+           'SHADOW_STRENGTH', 'to_float', 'from_float', 'flip_targets', 'hflip', 'crop_resize', 'camera_path',
+           'camera_drift', 'colour_jitter', 'blur', 'swap_red_blue', 'zoom', 'light', 'shadow', 'ClipDraw', 'draw_clip',
+           'ClipAugment', 'class_distribution', 'team_distribution', 'mixup', 'soft_cross_entropy']
 
 # %% ../nbs/08_augment.ipynb #b81c7ca5
 def to_float(frames: torch.Tensor) -> torch.Tensor:
     "Frames as float32 in `[0, 1]` (uint8 is divided by 255, float is taken as already in `[0, 1]`)."
     return frames.float() / 255 if frames.dtype == torch.uint8 else frames.float()
 
-def like(frames: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+def from_float(frames: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     "Float frames in `[0, 1]` back to `dtype` (uint8: rounded and clamped)."
     if dtype == torch.uint8: return (frames * 255).round_().clamp_(0, 255).to(torch.uint8)
     return frames.clamp(0, 1).to(dtype)
@@ -179,7 +179,7 @@ class ClipAugment:
         if d.shadow is not None: x = shadow(x, *d.shadow)
         x = colour_jitter(x, d.hue, d.saturation, d.brightness, d.contrast)
         if d.blur is not None: x = blur(x, d.blur)
-        out["frames"] = like(x, item["frames"].dtype)
+        out["frames"] = from_float(x, item["frames"].dtype)
         return out
 
     def __call__(self, item: dict, rng: np.random.Generator | int | None = None, draws: list[ClipDraw] | None = None) -> dict:
@@ -225,7 +225,7 @@ def mixup(batch: dict, rng: np.random.Generator | int | None, n_classes: int, p:
         return w * x + (1 - w) * x[idx]
 
     out = {k: v for k, v in batch.items() if k not in ("target_class", "team")}
-    out["frames"] = like(mix(to_float(frames)), frames.dtype)
+    out["frames"] = from_float(mix(to_float(frames)), frames.dtype)
     out["target_probs"] = mix(class_distribution(batch, n_classes))
     out["displacement"] = mix(batch["displacement"].float())
     if "team" in batch or "team_prob" in batch:

@@ -138,12 +138,12 @@ OWN_BALL = ("PASS", "HIGH PASS", "CROSS", "SHOT", "GOAL", "OUT", "FREE KICK")  #
 
 class Quota:
     "How many more events of each (label, side) a game still needs; shared by both halves."
-    def __init__(self, k: int = 0): self.left = {(lb, t): k for lb in BALL_LABELS for t in TEAMS} if k > 0 else {}
-    def needs(self, label: str, side: str) -> bool: return self.left.get((label, side), 0) > 0
+    def __init__(self, k: int = 0): self.remaining = {(lb, t): k for lb in BALL_LABELS for t in TEAMS} if k > 0 else {}
+    def needs(self, label: str, side: str) -> bool: return self.remaining.get((label, side), 0) > 0
     def count(self, label: str, side: str):
-        if self.left.get((label, side), 0) > 0: self.left[(label, side)] -= 1
+        if self.remaining.get((label, side), 0) > 0: self.remaining[(label, side)] -= 1
     @property
-    def missing(self) -> dict: return {k: v for k, v in self.left.items() if v > 0}
+    def missing(self) -> dict: return {k: v for k, v in self.remaining.items() if v > 0}
 
 # %% ../nbs/04a_engine.ipynb #0df7a533
 REPLAY_SPEED = 0.5  # a replay shows its source in slow motion (see the last section)
@@ -183,7 +183,7 @@ class MatchEngine:
 
     def needs(self, label, team):
         "Does the game still need an event `label` by `team`? (`POSSESSION`: one that needs `team` to have the ball.)"
-        if team is None or not self.quota.left: return False
+        if team is None or not self.quota.remaining: return False
         if label == "POSSESSION":  # only when the team with the ball needs nothing of its own
             own = lambda tm: any(self.quota.needs(lb, self.side(tm)) for lb in OWN_BALL)
             return own(team) and not own(1 - team)
