@@ -56,31 +56,31 @@ def apply_displacement(probs: np.ndarray, displacement: np.ndarray) -> np.ndarra
 # %% ../nbs/07_postprocess.ipynb #ee7a5df2
 class ClipAggregator:
     "Mean, per frame, of the scores of the clips covering it, over a whole video's sampled grid."
-    def __init__(self, n_frames: int, n_classes: int):
-        self.n_frames, self.n_classes = int(n_frames), int(n_classes)
-        self.total = np.zeros((self.n_frames, self.n_classes))
-        self.count = np.zeros(self.n_frames, np.int64)
+    def __init__(self, n_sampled: int, n_classes: int):
+        self.n_sampled, self.n_classes = int(n_sampled), int(n_classes)
+        self.total = np.zeros((self.n_sampled, self.n_classes))
+        self.count = np.zeros(self.n_sampled, np.int64)
 
     def add(self, start: int, scores: np.ndarray):
         "Add the (T, C) scores of the clip whose first sampled frame is `start` (frames outside the video are dropped)."
         scores = np.asarray(scores)
         if scores.ndim != 2 or scores.shape[1] != self.n_classes:
             raise ValueError(f"clip scores: expected (T, {self.n_classes}), got {scores.shape}")
-        lo, hi = max(int(start), 0), min(int(start) + len(scores), self.n_frames)
+        lo, hi = max(int(start), 0), min(int(start) + len(scores), self.n_sampled)
         if hi <= lo: return
         self.total[lo:hi] += scores[lo - start:hi - start]
         self.count[lo:hi] += 1
 
     def scores(self) -> np.ndarray:
-        "The (n_frames, C) float32 mean scores; every frame must be covered by at least one clip."
+        "The (n_sampled, C) float32 mean scores; every frame must be covered by at least one clip."
         if (self.count == 0).any():
             raise ValueError(f"frames not covered by any clip: {np.flatnonzero(self.count == 0)[:5].tolist()}...")
         return (self.total / self.count[:, None]).astype(np.float32)
 
-def aggregate_clips(starts: Sequence[int], clip_scores: Iterable[np.ndarray], n_frames: int) -> np.ndarray:
+def aggregate_clips(starts: Sequence[int], clip_scores: Iterable[np.ndarray], n_sampled: int) -> np.ndarray:
     "Whole-video scores from clips starting at `starts`: the mean over the clips covering each frame."
     clip_scores = list(clip_scores)
-    agg = ClipAggregator(n_frames, np.shape(clip_scores[0])[-1])
+    agg = ClipAggregator(n_sampled, np.shape(clip_scores[0])[-1])
     for s, c in zip(starts, clip_scores): agg.add(s, c)
     return agg.scores()
 
