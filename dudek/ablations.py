@@ -212,7 +212,7 @@ def compute_kind(scores: dict) -> str:
     return scores.get("precision") or "unrecorded"
 
 def ablation_table(results: dict, rows: Sequence[Row] = ROWS, sizes: dict | None = None) -> dict:
-    "The table of `results`: per row and league, Team-mAP@1 and mAP@1 over the seeds, the change from the first row seed by seed (on the seeds both trained on the same kind of machine), training minutes."
+    "The table of `results`: per row and league, Team-mAP@1 and mAP@1 over the seeds, the change from the first row seed by seed (on the seeds both trained in the same precision), training minutes."
     base = results[rows[0].variant]
     leagues = list(next(iter(base.values()))["leagues"])
     out = []

@@ -31,9 +31,9 @@ __all__ = ['POSITION', 'STAGES', 'STAGE_DEFAULTS', 'VISION_DEFAULTS', 'VISION_VA
            'classification_loss', 'team_loss', 'spotting_loss', 'make_optimizer', 'lr_factor', 'make_scheduler',
            'ModelEMA', 'rng_state', 'set_rng_state', 'seed_everything', 'DistInfo', 'init_distributed',
            'finish_distributed', 'ShardSampler', 'write_metrics', 'read_metrics', 'Task', 'quiet_default', 'to_device',
-           'check_step', 'model_state', 'fit', 'load_init', 'MixedClips', 'JointTDEED', 'joint_loss', 'stage_config',
-           'train_stage', 'VisionTask', 'vision_tasks', 'VisionNet', 'vision_loss', 'vision_metrics', 'export_backbone',
-           'vision_overrides', 'train_vision']
+           'check_step', 'model_state', 'TrainLoop', 'fit', 'load_init', 'MixedClips', 'JointTDEED', 'joint_loss',
+           'stage_config', 'train_stage', 'VisionTask', 'vision_tasks', 'VisionNet', 'vision_loss', 'vision_metrics',
+           'export_backbone', 'vision_overrides', 'train_vision']
 
 # %% ../nbs/11_train.ipynb #b02c7844
 def class_weights(n_classes: int, fg_weight: float = 5.0) -> torch.Tensor:
@@ -274,100 +274,119 @@ def model_state(model: nn.Module) -> dict:
     model = getattr(model, "module", model)
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
+# %% ../nbs/11_train.ipynb #0e2abe4d
+class TrainLoop:
+    "What `fit` carries from step to step: the model (and its DDP wrapper `net`), optimiser, schedule, scaler, EMA, and `pos` (epoch, step, history, best, the epoch's running sums)."
+    def __init__(self, model: nn.Module, train_set: Dataset, task: Task, run, cfg: Config, resume: bool, info: DistInfo, meta: dict | None = None):
+        "The set-up: everything on `info.device`, then either the state of this run's `last.pt` (`resume`) or a fresh start from `cfg.seed`."
+        self.run, self.cfg, self.tcfg, self.task, self.info, self.meta = Path(run), cfg, cfg.train, task, info, meta or {}
+        self.train_set, self.device, tcfg = train_set, torch.device(info.device), cfg.train
+        if tcfg.threads: torch.set_num_threads(tcfg.threads)
+        self.model = model.to(self.device)
+        self.n_batches = ShardSampler(len(train_set), tcfg.batch_size, info.rank, info.world).batches
+        if self.n_batches == 0:
+            raise InputError("data.clips_per_epoch", "clips_per_epoch", f"at least batch_size x processes = {tcfg.batch_size * info.world} clips")
+        self.opt = make_optimizer(model, tcfg)
+        self.sched = make_scheduler(self.opt, self.n_batches, tcfg.epochs, tcfg.warmup_epochs)
+        self.precision = amp_dtype(self.device, tcfg.amp)  # bf16 on a CPU or GPU that has it, float16 on older GPUs, None: float32
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == torch.float16)
+        self.ema = ModelEMA(model, tcfg.ema) if tcfg.ema > 0 else None
+        self.own_id = run_id(self.run)
+        if resume: self.pos = _restore(self.run, self.device, self.own_id, model, self.opt, self.sched, self.scaler, self.ema)
+        else: self.pos = {"epoch": 0, "step": 0, "history": [], "best": None, "sums": {}}; seed_everything(cfg.seed)
+        self.net = nn.parallel.DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None) if info.active else model
+        self.tb = _tensorboard(self.run) if info.main else None
+
+    def state(self) -> dict:
+        "All that `last.pt` needs to continue exactly: weights, optimiser, schedule, scaler, EMA, RNG states and `pos`."
+        return {"model": model_state(self.model), "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+                "scaler": self.scaler.state_dict(), "ema": self.ema.state_dict() if self.ema else None, "rng": rng_state(),
+                **self.pos, "config": self.cfg.to_dict(), "meta": self.meta, "run_id": self.own_id}
+
+    def weights(self, record: dict) -> dict:
+        "The trained weights (the EMA's where there is one, exported by the task) with the epoch's `record`: best.pt, epoch-NNN.pt."
+        trained = self.ema.module if self.ema else self.model
+        return {"model": model_state(self.task.export(trained) if self.task.export else trained), "config": self.cfg.to_dict(),
+                "meta": self.meta, "epoch": record["epoch"], "metrics": record}
+
+    def loader(self, epoch: int):
+        "Epoch `epoch`'s batches for this process, from the step `pos` holds (0, or where a resumed run stopped)."
+        self.train_set.set_epoch(epoch)
+        sampler = ShardSampler(len(self.train_set), self.tcfg.batch_size, self.info.rank, self.info.world, start_batch=self.pos["step"])
+        return make_loader(self.train_set, self.tcfg.batch_size, self.cfg.data.num_workers, sampler=sampler, seed=self.cfg.seed * 1000 + epoch,
+                           pin_memory=self.device.type == "cuda")
+
+    def step(self, batch: dict, epoch: int) -> dict:
+        "One optimiser step on `batch`: the loss in `precision`, checked, backward, clipping, AdamW, the schedule, the EMA; the loss's parts as floats."
+        batch = to_device(batch, self.device)
+        if self.task.batch_hook is not None: batch = self.task.batch_hook(batch, epoch, self.pos["step"])
+        with torch.autocast(self.device.type, dtype=self.precision, enabled=self.precision is not None):
+            parts = self.task.loss(self.net, batch)
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(parts["loss"]).backward()
+        values = {k: float(v.detach()) for k, v in parts.items()}  # (one read of each part: checked, then summed)
+        check_step(values, self.run, epoch, self.pos["step"])
+        if self.tcfg.grad_clip > 0:
+            self.scaler.unscale_(self.opt)
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.tcfg.grad_clip)
+        self.scaler.step(self.opt); self.scaler.update(); self.sched.step()
+        if self.ema is not None: self.ema.update(self.model)
+        return values
+
+    def end_epoch(self, epoch: int, sums: dict, quiet: bool) -> dict:
+        "Epoch `epoch`'s record from its running `sums` (over all processes), the weights checked, validation, then the files (`_end_epoch`)."
+        tot = _reduce_sums({k: v for k, v in sums.items() if not k.endswith("seconds")}, self.info, self.device)
+        n = max(1, tot.get("steps", 1))
+        record = {"epoch": epoch + 1, "step": (epoch + 1) * self.n_batches, "lr": self.opt.param_groups[0]["lr"],
+                  **{("train_loss" if k == "loss" else f"train_{k}"): v / n for k, v in tot.items()
+                     if k not in ("steps", "seconds", "data_seconds")}}
+        check_finite(self.model.state_dict(), f"{self.run} (epoch {epoch + 1})")  # a NaN the loss did not show (the last step's update) stops here
+        if self.task.validate is not None and self.info.main:
+            self.model.eval()
+            t_val = time.perf_counter()
+            with torch.no_grad(): record.update(self.task.validate(self.ema.module if self.ema else self.model))
+            record["val_seconds"] = time.perf_counter() - t_val
+        record.update({"train_seconds": sums.get("seconds", 0.0), "data_seconds": sums.get("data_seconds", 0.0),
+                       "clips_per_s": n * self.tcfg.batch_size / max(sums.get("seconds", 0.0), 1e-9)})
+        self.pos.update(epoch=epoch + 1, step=0, sums={}, history=self.pos["history"] + [record])
+        if self.info.main: _end_epoch(self.run, record, self.pos, self.task, self.tcfg, self.state, self.weights, self.tb, quiet)
+        if self.info.active: dist.barrier()
+        return record
+
+# %% ../nbs/11_train.ipynb #f5f2d2b1
 def fit(model: nn.Module, train_set: Dataset, task: Task, run, cfg: Config, resume: bool = False,
         quiet: bool | None = None, checkpoint_steps: int = 0, info: DistInfo | None = None,
         meta: dict | None = None, stop_after: int | None = None) -> list[dict]:
     "Train `model` on `train_set` for `cfg.train.epochs` epochs into run folder `run`; returns the per-epoch history."
-    run, tcfg, quiet = Path(run), cfg.train, quiet_default(quiet)
-    info = info or init_distributed()
-    device = torch.device(info.device)
-    if tcfg.threads: torch.set_num_threads(tcfg.threads)
-    model.to(device)
-    n_batches = ShardSampler(len(train_set), tcfg.batch_size, info.rank, info.world).batches
-    if n_batches == 0:
-        raise InputError("data.clips_per_epoch", "clips_per_epoch", f"at least batch_size x processes = {tcfg.batch_size * info.world} clips")
-    opt = make_optimizer(model, tcfg)
-    sched = make_scheduler(opt, n_batches, tcfg.epochs, tcfg.warmup_epochs)
-    precision = amp_dtype(device, tcfg.amp)  # bf16 on a CPU or GPU that has it, float16 on older GPUs, None: float32
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == torch.float16)
-    ema = ModelEMA(model, tcfg.ema) if tcfg.ema > 0 else None
-    own_id = run_id(run)
-    if resume: pos = _restore(run, device, own_id, model, opt, sched, scaler, ema)
-    else: pos = {"epoch": 0, "step": 0, "history": [], "best": None, "sums": {}}; seed_everything(cfg.seed)
-    net = model
-    if info.active:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    tb = _tensorboard(run) if info.main else None
     from tqdm.auto import tqdm
-
-    def state():
-        return {"model": model_state(model), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                "scaler": scaler.state_dict(), "ema": ema.state_dict() if ema else None, "rng": rng_state(),
-                **pos, "config": cfg.to_dict(), "meta": meta or {}, "run_id": own_id}
-
-    def weights(record):
-        trained = ema.module if ema else model
-        return {"model": model_state(task.export(trained) if task.export else trained), "config": cfg.to_dict(), "meta": meta or {},
-                "epoch": record["epoch"], "metrics": record}
-
-    steps_done = 0
-    for epoch in range(pos["epoch"], tcfg.epochs):
-        train_set.set_epoch(epoch)
-        sampler = ShardSampler(len(train_set), tcfg.batch_size, info.rank, info.world, start_batch=pos["step"])
-        loader = make_loader(train_set, tcfg.batch_size, cfg.data.num_workers, sampler=sampler, seed=cfg.seed * 1000 + epoch,
-                             pin_memory=device.type == "cuda")
+    quiet, info = quiet_default(quiet), info or init_distributed()
+    loop, steps_done = TrainLoop(model, train_set, task, run, cfg, resume, info, meta), 0
+    pos, batch_size = loop.pos, cfg.train.batch_size
+    for epoch in range(pos["epoch"], cfg.train.epochs):
+        loader = loop.loader(epoch)
         model.train()
-        bar = tqdm(total=n_batches, initial=pos["step"], desc=f"epoch {epoch + 1}/{tcfg.epochs}", leave=False,
+        bar = tqdm(total=loop.n_batches, initial=pos["step"], desc=f"epoch {epoch + 1}/{cfg.train.epochs}", leave=False,
                    disable=quiet or not info.main, dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 30)
         sums, t_wait = dict(pos["sums"]), time.perf_counter()
         for batch in loader:
             sums["data_seconds"] = sums.get("data_seconds", 0.0) + time.perf_counter() - t_wait
-            batch = to_device(batch, device)
-            if task.batch_hook is not None: batch = task.batch_hook(batch, epoch, pos["step"])
-            with torch.autocast(device.type, dtype=precision, enabled=precision is not None):
-                parts = task.loss(net, batch)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(parts["loss"]).backward()
-            values = {k: float(v.detach()) for k, v in parts.items()}  # (one read of each part: checked, then summed)
-            check_step(values, run, epoch, pos["step"])
-            if tcfg.grad_clip > 0:
-                scaler.unscale_(opt)
-                nn.utils.clip_grad_norm_(model.parameters(), tcfg.grad_clip)
-            scaler.step(opt); scaler.update(); sched.step()
-            if ema is not None: ema.update(model)
-            for k, v in values.items(): sums[k] = sums.get(k, 0.0) + v
+            for k, v in loop.step(batch, epoch).items(): sums[k] = sums.get(k, 0.0) + v
             sums["steps"] = sums.get("steps", 0) + 1
             sums["seconds"] = sums.get("seconds", 0.0) + time.perf_counter() - t_wait
             pos["step"] += 1
             steps_done += 1
             bar.update()
-            bar.set_postfix(loss=f"{sums['loss'] / sums['steps']:.4f}", lr=f"{opt.param_groups[0]['lr']:.2e}",
-                            clips_s=f"{sums['steps'] * tcfg.batch_size * info.world / max(sums['seconds'], 1e-9):.1f}")
+            bar.set_postfix(loss=f"{sums['loss'] / sums['steps']:.4f}", lr=f"{loop.opt.param_groups[0]['lr']:.2e}",
+                            clips_s=f"{sums['steps'] * batch_size * info.world / max(sums['seconds'], 1e-9):.1f}")
             pos["sums"] = sums
-            if checkpoint_steps and pos["step"] % checkpoint_steps == 0 and info.main:
-                save_checkpoint(run / "last.pt", state())
+            if checkpoint_steps and pos["step"] % checkpoint_steps == 0 and info.main: save_checkpoint(loop.run / "last.pt", loop.state())
             if stop_after is not None and steps_done >= stop_after:
                 bar.close()
                 return pos["history"]
             t_wait = time.perf_counter()
         bar.close()
-        tot = _reduce_sums({k: v for k, v in sums.items() if not k.endswith("seconds")}, info, device)
-        n = max(1, tot.get("steps", 1))
-        record = {"epoch": epoch + 1, "step": (epoch + 1) * n_batches, "lr": opt.param_groups[0]["lr"],
-                  **{("train_loss" if k == "loss" else f"train_{k}"): v / n for k, v in tot.items()
-                     if k not in ("steps", "seconds", "data_seconds")}}
-        check_finite(model.state_dict(), f"{run} (epoch {epoch + 1})")  # a NaN the loss did not show (the last step's update) stops here
-        if task.validate is not None and info.main:
-            model.eval()
-            t_val = time.perf_counter()
-            with torch.no_grad(): record.update(task.validate(ema.module if ema else model))
-            record["val_seconds"] = time.perf_counter() - t_val
-        record.update({"train_seconds": sums.get("seconds", 0.0), "data_seconds": sums.get("data_seconds", 0.0),
-                       "clips_per_s": n * tcfg.batch_size / max(sums.get("seconds", 0.0), 1e-9)})
-        pos.update(epoch=epoch + 1, step=0, sums={}, history=pos["history"] + [record])
-        if info.main: _end_epoch(run, record, pos, task, tcfg, state, weights, tb, quiet)
-        if info.active: dist.barrier()
-    if tb is not None: tb.close()
+        loop.end_epoch(epoch, sums, quiet)
+    if loop.tb is not None: loop.tb.close()
     return pos["history"]
 
 # %% ../nbs/11_train.ipynb #1c1f1ecb
