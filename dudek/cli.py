@@ -243,6 +243,6 @@ def download_cmd(out: Path = typer.Argument(..., help="folder that receives the 
                  split: Optional[List[str]] = typer.Option(None, help="train, valid, test, challenge (repeatable; default: all)"),
                  password: Optional[str] = typer.Option(None, envvar="SOCCERNET_PASSWORD", help="the NDA password for the videos (actions)")):
     "Download SoccerNet games with the SoccerNet package's downloader (the password is used, never stored)."
-    from dudek.pipeline import download
+    from dudek.download import download
     if task == "actions" and not password: password = typer.prompt("SoccerNet password (from the NDA)", hide_input=True)
     for folder in download(out, task, split or ["train", "valid", "test", "challenge"], password): print(folder)

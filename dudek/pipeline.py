@@ -22,11 +22,10 @@ from .infer import plot_timeline
 
 # %% auto #0
 __all__ = ['SIZES', 'BUDGET_S', 'MAX_COUNT', 'ABLATION_SIZES', 'LESSONS', 'STAGE_SCRATCH', 'KERNEL_LOGS', 'CHATTY', 'STATE',
-           'TEAM_OUTCOMES', 'SPLITS', 'BALL_TASK', 'SOCCERNET_REPOS', 'Stage', 'course_notebooks', 'run_sizes',
-           'ablation_sizes', 'link_games', 'split_views', 'plan', 'StageError', 'run_stage', 'read_state',
-           'same_request', 'start_run', 'reproduce', 'test_scores', 'run_metrics', 'headline', 'plot_label_bars',
-           'team_errors', 'plot_team_errors', 'plot_pr', 'report_markdown', 'markdown_html', 'write_report', 'unpack',
-           'download']
+           'TEAM_OUTCOMES', 'Stage', 'course_notebooks', 'run_sizes', 'ablation_sizes', 'link_games', 'split_views',
+           'plan', 'StageError', 'run_stage', 'read_state', 'same_request', 'start_run', 'reproduce', 'test_scores',
+           'run_metrics', 'headline', 'plot_label_bars', 'team_errors', 'plot_team_errors', 'plot_pr',
+           'report_markdown', 'markdown_html', 'write_report']
 
 # %% ../nbs/14_report.ipynb #5f3469f7
 @dataclass
@@ -540,68 +539,3 @@ def write_report(run) -> dict:
     atomic_write(run / "report.md", md)
     atomic_write(run / "report.html", markdown_html(md, "dudek reproduction: results"))
     return metrics
-
-# %% ../nbs/14_report.ipynb #14ccc483
-SPLITS = ("train", "valid", "test", "challenge")
-BALL_TASK = "spotting-ball-2025"
-
-def unpack(zips, dest) -> list[Path]:
-    "Unpack each zip into `dest/<zip name without .zip>/` (skipped when that folder exists), whole or not at all."
-    import shutil, zipfile
-    dest, folders = Path(dest), []
-    for z in map(Path, zips):
-        target = dest / z.stem
-        if not target.exists():
-            tmp = Path(tempfile.mkdtemp(prefix=f".{z.stem}.", suffix=".tmp", dir=dest))
-            try:
-                with zipfile.ZipFile(z) as f: f.extractall(tmp)
-            except (OSError, zipfile.BadZipFile) as e:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise InputError(z, "zip", f"a readable zip archive ({e})") from None
-            tmp.rename(target)
-        folders.append(target)
-    return folders
-
-def download(out, task: str = "ball", split: Sequence[str] = SPLITS, password: str | None = None) -> list[Path]:
-    "Download SoccerNet games of `task` ('ball' or 'actions') and `split` into `out` with the SoccerNet package; their folders."
-    if task not in ("ball", "actions"): raise InputError("option", "--task", f"ball or actions, got {task!r}")
-    bad = [s for s in split if s not in SPLITS]
-    if bad: raise InputError("option", "--split", f"some of {', '.join(SPLITS)}, got {bad[0]!r}")
-    out = check_writable(out, "OUT", folder=True)
-    try: from SoccerNet.Downloader import SoccerNetDownloader
-    except ImportError: raise InputError("SoccerNet", "package", "installed (pip install soccernet)") from None
-    local = [out / BALL_TASK / f"{s}.zip" for s in split]
-    if task == "ball" and all(z.is_file() for z in local): return unpack(local, out / BALL_TASK)  # all here already: no network needed
-    made = _missing_parents(out)
-    out.mkdir(parents=True, exist_ok=True)
-    loader = SoccerNetDownloader(LocalDirectory=str(out))
-    try:
-        if task == "ball": loader.downloadDataTask(task=BALL_TASK, split=list(split))
-        else:
-            loader.password = password  # held by the downloader for this call only
-            loader.downloadGames(files=["Labels-v2.json", "1_224p.mkv", "2_224p.mkv"], split=list(split))
-    except Exception as e:  # no network, no access: the Hub's and urllib's errors, whatever their class
-        _remove_if_empty(made)
-        why = (str(e).strip().splitlines() or [""])[0][:200]  # the Hub's first line says what went wrong
-        instead = (f"put the zips ({', '.join(z.name for z in local)}) into {out / BALL_TASK} and run this again: they are unpacked, nothing is fetched"
-                   if task == "ball" else f"copy the games' folders (Labels-v2.json, 1_224p.mkv, 2_224p.mkv) under {out} and pass --old-data {out}")
-        raise InputError(f"SoccerNet ({'Hugging Face, ' + SOCCERNET_REPOS[task]})", "download",
-                         f"reachable ({type(e).__name__}: {why}); without network, {instead}") from None
-    if task == "ball":
-        zips = [z for z in local if z.is_file()]
-        if not zips: raise InputError(out / BALL_TASK, "zips", f"the downloaded {', '.join(split)}.zip (none arrived: check your Hugging Face access)")
-        return unpack(zips, out / BALL_TASK)
-    return [g.path for g in find_games(out, kind="actions")]
-
-SOCCERNET_REPOS = {"ball": "SoccerNet/SN-BAS-2025", "actions": "SoccerNet/SN-Labels and SoccerNet/SoccerNet_raw_HQ"}  # where the downloader fetches from (for messages)
-
-def _missing_parents(folder: Path) -> list[Path]:
-    "`folder` and those of its parents that do not exist yet, deepest first: what `mkdir(parents=True)` is about to make."
-    return [p for p in [folder, *folder.parents] if not p.exists()]
-
-def _remove_if_empty(folders):
-    "Remove what a failed download made, where it holds nothing (the Hub's empty cache folders aside, it never does)."
-    import shutil
-    for p in folders:
-        if p.is_dir() and not [f for f in p.rglob("*") if f.is_file() and ".cache" not in f.parts]:
-            shutil.rmtree(p, ignore_errors=True)
