@@ -10,7 +10,7 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parent.parent / "dudek"
 ORDER = ["labels", "files", "annotations", "video", "config", "engine", "synthetic", "explore", "metrics", "postprocess",
-         "augment", "model", "dataset", "infer", "train", "tune", "pipeline", "download", "site", "ablations", "cli"]
+         "augment", "model", "dataset", "infer", "loop", "vision", "train", "tune", "pipeline", "download", "site", "ablations", "cli"]
 SKIP = {"_modidx", "__init__", "__main__"}
 
 

@@ -14,7 +14,8 @@ from dudek.labels import BALL_LABELS, TEAMS
 from dudek.config import cpu_has_bf16
 from dudek.model import VISION_CHECKPOINT, FrameEncoder, asset_path, build_model, load_weights
 from dudek.model import load_checkpoint, save_checkpoint
-from dudek.train import load_init, lr_factor, make_optimizer, make_scheduler
+from dudek.loop import lr_factor, make_optimizer, make_scheduler
+from dudek.train import load_init
 from dudek.video import write_video
 
 # A tiny T-DEED: regnety_002 on 32x56 frames, clips of 8, two steps per epoch.
