@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_synthetic.ipynb #0fddfea3
 from __future__ import annotations
-import ctypes, math, multiprocessing as mp, os, signal, tempfile, threading, time, zlib
+import ctypes, math, multiprocessing as mp, os, signal, threading, time, zlib
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from .labels import OLD_TEAMS
-from .files import InputError, atomic_dir, remove_stale_temps
+from .files import InputError, atomic_dir, check_writable, remove_stale_temps
 from .annotations import (Annotation, BallLabels, ActionLabels, format_game_time, frame_to_position,
                                write_ball_labels, write_action_labels, write_truth)
 from .video import write_video
@@ -692,13 +692,6 @@ def write_game(game: SyntheticGame, out) -> Path:
     return folder
 
 # %% ../nbs/04_synthetic.ipynb #78ff3013
-def _check_writable(out: Path):
-    "Refuse `out` unless a folder can really be made there (as root, permission bits tell nothing); leaves nothing behind."
-    p = Path(out).absolute()
-    while not p.exists() and p.parent != p: p = p.parent
-    try: tempfile.TemporaryDirectory(dir=p, prefix=".dudek-probe-").cleanup()
-    except OSError as e: raise InputError(out, "output folder", f"a folder this user can write to ({e.strerror or e})") from None
-
 MAX_GAME = 900_000  # the highest game number: its date (3 days per game from 2025-08-02) stays in a 4-digit year
 
 def _check_name_lengths(out: Path):
@@ -746,8 +739,7 @@ def check_options(out, n_games, minutes, seed, kind, league, min_events_per_clas
     if not num(replays, 0, 1): bad("replays (--replays)", f"a chance in [0, 1], got {replays!r}")
     out = Path(out)
     _check_name_lengths(out)
-    if out.exists() and not out.is_dir(): raise InputError(out, "output folder", "a folder (this is a file)")
-    _check_writable(out)
+    check_writable(out, "output folder", folder=True)  # a folder, or one that can be made (probed: as root, permission bits tell nothing)
 
 def _die_with_parent(parent: int):
     "Pool initializer: this worker ends when `parent` does, even killed (SIGKILL); Ctrl-C is the parent's to handle."
