@@ -2,8 +2,8 @@
 `dudek reproduce` trains (the `tiny` profile and its sizes, colour jitter included) with each seed, and is scored on
 held-out games of the training league and of the other league. It is `dudek reproduce --ablations` for the README's
 table: rows and seeds are resumable one by one, also from the rows of an earlier results file (`--resume-from`), and
-`--variants` limits a sitting to some rows (the baseline's always among them), so that the table, about 2.5 hours of
-training on 2 CPU cores, can be measured over several sittings. The results file is written again after each variant
+`--variants` limits a sitting to some rows (the baseline's always among them), so that the table, 18 trainings of about
+15 minutes each in float32 on a 2-core CPU (the results file's `train_minutes`), can be measured over several sittings. The results file is written again after each variant
 and seed, so a sitting cut short keeps every row it finished. Sittings may fall on different machines, and
 `train.amp` computes in bf16 on a CPU that has it and in float32 on one that does not, which changes what a seed gives:
 so the benchmark pins float32 (`--set train.amp=false`, the default) and every row compares with every other.

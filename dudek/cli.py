@@ -209,7 +209,7 @@ def reproduce_cmd(profile: str = typer.Option("tiny", help="tiny (CPU, synthetic
                   stages: Optional[str] = typer.Option(None, help="comma-separated stages to run (default: all)"),
                   seed: int = typer.Option(0, min=0, max=2**32 - 1, help="seed of the games' draws, the training and the tuning"),
                   site: bool = typer.Option(True, "--site/--no-site", help="build the course site into OUT/site at the end"),
-                  ablations: bool = typer.Option(False, "--ablations", help="also measure the write-up's claims (15_ablations; tiny: about 2.5 h more on 2 CPU cores, 18 trainings; sizes: --size ablations={...})"),
+                  ablations: bool = typer.Option(False, "--ablations", help="also measure the write-up's claims (15_ablations; tiny: 18 trainings, about 2.5 h more on 2 CPU cores with bf16, 5 h without; sizes: --size ablations={...})"),
                   quiet: bool = typer.Option(False, "--quiet", help="no progress bars (the stage lines remain)")):
     "Run the whole course with papermill into a run folder: data, training, inference, tuning, scoring, report, site."
     from dudek.pipeline import StageError, headline, reproduce
