@@ -37,11 +37,13 @@ def main(argv=None):
     keep = {A.ROWS[0].variant, *(a.variants or (r.variant for r in A.ROWS))}
     rows = [r for r in A.ROWS if r.variant in keep]
     tests = {"training_league": a.data / "test", "other_league": A.held_out_games(a.data / "test-other", ABLATION_SIZES["tiny"]["other"])}
-    stamp, results = provenance(" ".join(["python", "benchmarks/claims.py", *map(str, argv or sys.argv[1:])])), {}
+    stamp = provenance(" ".join(["python", "benchmarks/claims.py", *map(str, argv or sys.argv[1:])]))
+    held = a.resume_from is not None and a.resume_from.is_file()
+    results = json.loads(a.resume_from.read_text())["results"] if held else {}  # the rows of earlier sittings stay, measured here or not
 
     def save(m: dict) -> dict:  # the rows of earlier variants and this one's so far, written after every row and seed
         merged = {**results, **{k: v for k, v in m["results"].items() if v}}
-        m = {**m, "results": merged, "table": A.ablation_table(merged, [r for r in rows if merged.get(r.variant)], m["sizes"])}
+        m = {**m, "results": merged, "table": A.ablation_table(merged, [r for r in A.ROWS if merged.get(r.variant)], m["sizes"])}
         if a.out: atomic_write(a.out, json.dumps(json_ready({"benchmark": "claims", **stamp, **m}), indent=1) + "\n")
         return m
 
