@@ -42,7 +42,7 @@ def main(argv=None):
     results = json.loads(a.resume_from.read_text())["results"] if held else {}  # the rows of earlier sittings stay, measured here or not
 
     def save(m: dict) -> dict:  # the rows of earlier variants and this one's so far, written after every row and seed
-        merged = {**results, **{k: v for k, v in m["results"].items() if v}}
+        merged = {**results, **{k: {**results.get(k, {}), **v} for k, v in m["results"].items() if v}}  # seed by seed
         m = {**m, "results": merged, "table": A.ablation_table(merged, [r for r in A.ROWS if merged.get(r.variant)], m["sizes"])}
         if a.out: atomic_write(a.out, json.dumps(json_ready({"benchmark": "claims", **stamp, **m}), indent=1) + "\n")
         return m
