@@ -26,7 +26,7 @@ from .pipeline import ablation_sizes, same_request
 # %% auto #0
 __all__ = ['VARIANTS', 'ROWS', 'REQUEST', 'SCORES', 'LEAGUE_NAMES', 'Variant', 'Row', 'held_out_games', 'resumable_train',
            'train_variant', 'game_scores', 'score_variant', 'start_ablations', 'finished_row', 'run_ablations',
-           'restore_rows', 'spread', 'compute_kind', 'ablation_table', 'table_markdown', 'plot_ablations',
+           'restore_rows', 'spread', 'row_precision', 'ablation_table', 'table_markdown', 'plot_ablations',
            'write_ablations', 'headline_figures', 'baseline_agrees', 'verdicts', 'measure', 'saved_table']
 
 # %% ../nbs/15_ablations.ipynb #8cd32186
@@ -207,7 +207,7 @@ def spread(values) -> dict | None:
     v = np.array([x for x in values if x is not None and np.isfinite(x)], np.float64)
     return None if not len(v) else {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max()), "n": len(v)}
 
-def compute_kind(scores: dict) -> str:
+def row_precision(scores: dict) -> str:
     "The precision a row's models trained in (bfloat16, float16, float32; `train.amp` picks it by machine), or unrecorded: rows of one seed compare only in the same."
     return scores.get("precision") or "unrecorded"
 
@@ -219,7 +219,7 @@ def ablation_table(results: dict, rows: Sequence[Row] = ROWS, sizes: dict | None
     for r in rows:
         runs = results[r.variant]
         seeds = sorted(runs, key=int)
-        same = [k for k in seeds if k in base and compute_kind(runs[k]) == compute_kind(base[k])]
+        same = [k for k in seeds if k in base and row_precision(runs[k]) == row_precision(base[k])]
         row = {**asdict(r), "seeds": [int(k) for k in seeds], "compared_seeds": [int(k) for k in same], "leagues": {},
                "train_minutes": spread([sum(runs[k]["train_seconds"].values()) / 60 for k in seeds])}
         for lg in leagues:

@@ -28,8 +28,8 @@ from .dataset import make_loader
 __all__ = ['POSITION', 'class_weights', 'classification_loss', 'team_loss', 'spotting_loss', 'make_optimizer', 'lr_factor',
            'make_scheduler', 'ModelEMA', 'rng_state', 'set_rng_state', 'seed_everything', 'DistInfo',
            'init_distributed', 'finish_distributed', 'ShardSampler', 'write_metrics', 'read_metrics', 'Task',
-           'quiet_default', 'to_device', 'check_step', 'model_state', 'TrainLoop', 'fit', 'labelled_games',
-           'run_summary']
+           'precision_name', 'quiet_default', 'to_device', 'check_step', 'model_state', 'TrainLoop', 'fit',
+           'labelled_games', 'run_summary']
 
 # %% ../nbs/10b_loop.ipynb #b02c7844
 def class_weights(n_classes: int, fg_weight: float = 5.0) -> torch.Tensor:
@@ -202,6 +202,10 @@ class Task:
     mode: str = "min"  # "min" or "max": which way `select` improves
     batch_hook: Callable[[dict, int, int], dict] | None = None  # (batch, epoch, step) -> batch, e.g. mixup
     export: Callable[[nn.Module], nn.Module] | None = None  # the part of the trained module `best.pt` keeps (default: all)
+
+def precision_name(device, amp: bool = True) -> str:
+    "What `train.amp` = `amp` computes in on `device`: bfloat16, float16 or float32 (a run's summary records it: the same seed gives other numbers in another)."
+    return str(amp_dtype(device, amp) or torch.float32).removeprefix("torch.")
 
 def quiet_default(quiet: bool | None = None) -> bool:
     "`quiet` if given, else whether the environment says `DUDEK_QUIET=1`."

@@ -19,10 +19,10 @@ from .labels import get_codec
 from .annotations import Game
 from .metrics import json_ready
 from .augment import ClipAugment, mixup
-from .model import ClassHead, TDEED, amp_dtype, build_model, check_finite, load_checkpoint
+from .model import ClassHead, TDEED, build_model, check_finite, load_checkpoint
 from .infer import evaluate_games, load_trained
 from .dataset import ClipDataset, game_videos, split_games
-from .loop import (Task, finish_distributed, fit, init_distributed, labelled_games, run_summary, seed_everything,
+from .loop import (Task, finish_distributed, fit, init_distributed, labelled_games, precision_name, run_summary, seed_everything,
                         spotting_loss)
 from .vision import VISION_DEFAULTS, train_vision, vision_overrides
 
@@ -174,8 +174,7 @@ def train_stage(stage: str, run, data=None, old_data=None, profile: str = "tiny"
     meta = {"stage": stage, "final": final, "init": None if init is None else str(init),
             "games": {k: [g.rel for g in v] for k, v in split.items() if k in ("train", "val", "test")}}
     history = fit(net, train_set, task, run, cfg, resume=resume, quiet=quiet, checkpoint_steps=checkpoint_steps, info=info, meta=meta)
-    extra = {"init": init_info, "wall_seconds": time.perf_counter() - t0,  # what it computed in: the same seed gives other numbers in another
-             "precision": str(amp_dtype(device, cfg.train.amp) or torch.float32).removeprefix("torch.")}
+    extra = {"init": init_info, "wall_seconds": time.perf_counter() - t0, "precision": precision_name(device, cfg.train.amp)}
     if info.main and split.get("test") and not final:
         best, _ = load_trained(run / "best.pt", device)
         test = evaluate_games(best, split["test"], cfg, get_codec("old") if stage == "pretrain" else codec, device, cache_dir,

@@ -21,7 +21,7 @@ from .config import Config, make_run_dir, provenance
 from .metrics import json_ready
 from .model import FrameEncoder, load_checkpoint, save_checkpoint
 from .dataset import VisionFrames, make_loader, split_games
-from .loop import DistInfo, Task, fit, init_distributed, labelled_games, run_summary, seed_everything, to_device
+from .loop import DistInfo, Task, fit, init_distributed, labelled_games, precision_name, run_summary, seed_everything, to_device
 
 # %% auto #0
 __all__ = ['VISION_DEFAULTS', 'VISION_VAL_CLIPS', 'VISION_KEYS', 'VisionTask', 'vision_tasks', 'VisionNet', 'vision_loss',
@@ -175,7 +175,7 @@ def train_vision(cfg: Config, run, resume: bool = False, quiet: bool | None = No
                 select="val_loss" if validate else None)
     meta = {"stage": "vision", "games": {k: [g.rel for g in v] for k, v in split.items() if k in ("train", "val")}}
     history = fit(net, train_set, task, run, cfg, resume=resume, quiet=quiet, checkpoint_steps=checkpoint_steps, info=info, meta=meta)
-    summary = run_summary(run, "vision", history, task, {"wall_seconds": time.perf_counter() - t0})
+    summary = run_summary(run, "vision", history, task, {"wall_seconds": time.perf_counter() - t0, "precision": precision_name(info.device, cfg.train.amp)})
     if info.main:
         summary["backbone"] = str(export_backbone(run / "best.pt", run, cfg, summary["best"], summary["train_seconds"], export))
         atomic_write(run / "summary.json", json.dumps(json_ready(summary), indent=1, default=str) + "\n")

@@ -11,7 +11,7 @@
 import json, sys
 from pathlib import Path
 
-from dudek.ablations import baseline_agrees, compute_kind, headline_figures, saved_table, table_markdown, verdicts
+from dudek.ablations import baseline_agrees, row_precision, headline_figures, saved_table, table_markdown, verdicts
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -75,7 +75,7 @@ def ablations(path=None, reproduction=None) -> str:
     repro = json.loads(Path(reproduction or RESULTS / "reproduce_tiny.json").read_text())
     by = {}
     for name, seeds in d["results"].items():
-        for seed, scores in seeds.items(): by.setdefault(compute_kind(scores), []).append(f"{name} {seed}")
+        for seed, scores in seeds.items(): by.setdefault(row_precision(scores), []).append(f"{name} {seed}")
     table = saved_table(d)  # (made again from its scores, by today's rules)
     lines = [table_markdown(table).strip(), "", baseline_agrees(table, headline_figures(repro))[1], "",
              *[f"- {v}" for v in verdicts(table)], "",
