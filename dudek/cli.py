@@ -173,7 +173,7 @@ def synth_cmd(out: Path = typer.Argument(..., help="folder to write the games in
               minutes: float = typer.Option(2.0, help="length of each game's video (both halves), in minutes"),
               seed: int = typer.Option(0, min=0, max=2**63 - 1, help="random seed: the same seed makes the same games"),
               kind: str = typer.Option("ball", help="ball (224p.mp4, Labels-ball.json) or actions (1_224p.mkv, 2_224p.mkv, Labels-v2.json)"),
-              league: str = typer.Option("synthetic_league", help="the look of the games: synthetic_league, other_league or third_league"),
+              league: str = typer.Option("synthetic_league", help="the look of the games: synthetic_league, other_league, third_league, or varied_looks (every game a league of its own, drawn wide)"),
               mix: str = typer.Option("", help="factors of another league's look, e.g. other_league:ball,zoom (kits, keepers, grass, ball, zoom, light, shadow, stripes)"),
               min_events: int = typer.Option(0, "--min-events", min=0, max=100, help="at least this many events of every label and team per game (ball games)"),
               rare_boost: float = typer.Option(1.0, "--rare-boost", help="weight factor of the choices that make rare labels"),

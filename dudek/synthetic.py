@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_synthetic.ipynb #0fddfea3
 from __future__ import annotations
-import ctypes, math, multiprocessing as mp, os, signal, threading, time, zlib
+import colorsys, ctypes, math, multiprocessing as mp, os, signal, threading, time, zlib
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -24,12 +24,12 @@ from .engine import (FPS, HALF_LENGTH, HALF_WIDTH, GOAL_HALF_WIDTH, GOAL_HEIGHT,
                           POSES, N_FIGURES, KEEPERS, REFEREE, Event, Half, Quota, team_of, simulate_half)
 
 # %% auto #0
-__all__ = ['FIGURE_HEIGHT', 'UPRIGHT_POWER', 'LEAGUES', 'FACTORS', 'PARTS', 'REPLAY_ZOOM', 'CLOSE_UP_ZOOM', 'ZOOM_FRAMES',
-           'SKINS', 'HAIR', 'PROPS', 'OUTLINE', 'REPLAY_TAG', 'TOUCH_DV', 'TOUCH_REACH', 'CLUBS', 'KINDS', 'MAX_GAME',
-           'Camera', 'Look', 'League', 'sample_look', 'mix_factors', 'mixed_league', 'mixed_look', 'render_panorama',
-           'figure_mask', 'camera_pan', 'broadcast_edit', 'figure_colours', 'Projection', 'project_half', 'Renderer',
-           'half_truth', 'GameSpec', 'SyntheticGame', 'game_seed', 'half_frames', 'simulate_game', 'game_labels',
-           'video_names', 'write_game', 'check_options', 'synthesize']
+__all__ = ['FIGURE_HEIGHT', 'UPRIGHT_POWER', 'LEAGUES', 'VARIED', 'FACTORS', 'PARTS', 'REPLAY_ZOOM', 'CLOSE_UP_ZOOM',
+           'ZOOM_FRAMES', 'SKINS', 'HAIR', 'PROPS', 'OUTLINE', 'REPLAY_TAG', 'TOUCH_DV', 'TOUCH_REACH', 'CLUBS',
+           'KINDS', 'MAX_GAME', 'Camera', 'Look', 'League', 'draw_league', 'sample_look', 'mix_factors', 'mixed_league',
+           'mixed_look', 'render_panorama', 'figure_mask', 'camera_pan', 'broadcast_edit', 'figure_colours',
+           'Projection', 'project_half', 'Renderer', 'half_truth', 'GameSpec', 'SyntheticGame', 'game_seed',
+           'half_frames', 'simulate_game', 'game_labels', 'video_names', 'write_game', 'check_options', 'synthesize']
 
 # %% ../nbs/04_synthetic.ipynb #e39048b9
 FIGURE_HEIGHT = 2.4  # metres: figures are drawn taller than life, ~24 px at 224 high (~7 px at 64)
@@ -124,9 +124,26 @@ LEAGUES = {
                            view_spread=0.03, grass_spread=10.0, light_spread=0.08, shadow=(0.05, 0.20), stripe=0.05),
 }
 
+VARIED = "varied_looks"  # not a league: every game draws a league of its own (`draw_league`)
+
+def draw_league(rng: np.random.Generator) -> League:
+    "A league drawn wide, for one game: any two kits and keepers, any bright ball (white to saturated), greens from dull to deep, zoom, light, shadow and stripes over and past the named leagues' ranges."
+    h, s, v = rng.uniform(0, 1), rng.uniform(0, 0.9), rng.uniform(0.85, 1.0)
+    ball = tuple(int(round(255 * c)) for c in colorsys.hsv_to_rgb(h, s, v))
+    grass = (int(rng.uniform(30, 110)), int(rng.uniform(95, 160)), int(rng.uniform(25, 75)))
+    while True:  # two kits far apart, both away from the ball and the grass
+        kits = rng.integers(0, 256, (2, 3))
+        if np.linalg.norm(kits[0] - kits[1]) >= 170 and min(np.linalg.norm(kits - ball, axis=1)) > 60 and min(np.linalg.norm(kits - grass, axis=1)) > 80: break
+    shadow = rng.uniform(0, 0.2)
+    return League(kits=tuple(tuple(int(c) for c in k) for k in kits), keepers=tuple(tuple(int(c) for c in k) for k in rng.integers(0, 256, (2, 3))),
+                  grass=grass, ball=ball,
+                  view=float(rng.uniform(0.32, 0.50)), view_spread=0.03, grass_spread=float(rng.uniform(6, 16)),
+                  light_spread=float(rng.uniform(0.03, 0.12)), shadow=(shadow, shadow + float(rng.uniform(0, 0.2))), stripe=float(rng.uniform(0.03, 0.15)))
+
 def sample_look(rng: np.random.Generator, league: str | League = "synthetic_league", variability: float = 1.0) -> Look:
-    "A random look of a game of `league` (a name in `LEAGUES`, or a `League`); `variability` scales every random spread."
-    if not isinstance(league, League) and league not in LEAGUES: raise ValueError(f"league: expected one of {sorted(LEAGUES)}, got {league!r}")
+    "A random look of a game of `league` (a name in `LEAGUES`, `VARIED`, or a `League`); `variability` scales every random spread."
+    if league == VARIED: league = draw_league(rng)
+    if not isinstance(league, League) and league not in LEAGUES: raise ValueError(f"league: expected one of {[*LEAGUES, VARIED]}, got {league!r}")
     lg = league if isinstance(league, League) else LEAGUES[league]
     kits = np.array(lg.kits, np.float64)
     while True:
@@ -724,9 +741,10 @@ def check_options(out, n_games, minutes, seed, kind, league, min_events_per_clas
     if not isint(first_game) or not 0 <= first_game <= MAX_GAME - (n_games - 1):  # game dates stay in 4-digit years
         bad("first_game (--first-game)", f"a whole number in [0, {MAX_GAME - (n_games - 1)}] ({n_games} games numbered up to {MAX_GAME}), got {first_game!r}")
     if kind not in KINDS: bad("kind (--kind)", f"one of {', '.join(KINDS)}, got {kind!r}")
-    if league not in LEAGUES: bad("league (--league)", f"one of {', '.join(LEAGUES)}, got {league!r}")
+    if league not in (*LEAGUES, VARIED): bad("league (--league)", f"one of {', '.join((*LEAGUES, VARIED))}, got {league!r}")
     if not isinstance(mix, str): bad("mix (--mix)", f"<league>:<factor>,... (a text), got {mix!r}")
-    try: mixed_league(league, mix)
+    if mix and league == VARIED: bad("mix (--mix)", f"no mix with --league {VARIED} (its games draw every factor), got {mix!r}")
+    try: mixed_league(league, mix) if league != VARIED else None
     except ValueError as e: bad("mix (--mix)", str(e).removeprefix("mix: expected "))
     if not isint(min_events_per_class) or not 0 <= min_events_per_class <= 100:
         bad("min_events_per_class (--min-events)", f"a whole number in [0, 100], got {min_events_per_class!r}")

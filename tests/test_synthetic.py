@@ -257,6 +257,24 @@ def test_a_factor_of_another_league_changes_the_look_not_the_game(ball_root, tmp
     assert far.mean() < 0.01, far.mean()  # and little else changed
 
 
+def test_varied_looks_give_every_game_a_league_of_its_own(tmp_path):
+    "`dudek synth --league varied_looks` (the vision stage's games of many looks): each game's ball, grass and kits drawn anew."
+    res = dudek_cli("synth", tmp_path / "varied", "--games", 3, "--minutes", MINUTES, "--seed", 4, "--league", "varied_looks")
+    assert res.returncode == 0, res.stderr
+    games = find_games(tmp_path / "varied")
+    assert len(games) == 3 and all(g.rel.startswith("varied_looks/") for g in games), [g.rel for g in games]
+    balls, grass = [], []
+    for g in games:
+        truth = np.load(g.path / "ground_truth.npz")
+        f = int(np.nonzero(truth["ball_visible"])[0][len(truth["ball_visible"]) // 3])
+        col, row = truth["ball_xy"][f].round().astype(int)
+        im = read_frames(g.video, [f])[0].astype(int)
+        balls.append(im[max(row - 1, 0):row + 2, max(col - 1, 0):col + 2].reshape(-1, 3).mean(0))
+        grass.append(np.median(im[im.shape[0] // 2:].reshape(-1, 3), 0))  # the near half: mostly pitch
+    apart = lambda xs: min(np.abs(xs[i] - xs[j]).max() for i in range(3) for j in range(i + 1, 3))
+    assert apart(grass) > 5 and apart(balls) > 20, (grass, balls)
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # label statistics
 
@@ -485,6 +503,7 @@ def unwritable_folder(tmp_path):
 @pytest.mark.parametrize("case", ["--games -1", "--minutes -2", "--min-events -1", "--kind video", "--height 63",
                                   "--rare-boost inf", "--variability nan", "--variability inf", "--replays 2", "--height 100000", "--mix other_league:sky",
                                   "--mix premier:ball", "--mix other_league", "--league third --mix other_league:ball",
+                                  "--league varied_looks --mix other_league:ball",
                                   "--games 100000000", "--minutes nan", "out is a file", "out under a file", "unwritable",
                                   # absurd sizes: refused before any work (they used to overflow deep in the engine, or be accepted)
                                   f"--games {10**30}", "--minutes 1e308", f"--height {10**9}", f"--seed {2**70}", f"--first-game {10**30}",
