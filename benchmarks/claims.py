@@ -6,7 +6,9 @@ table: rows and seeds are resumable one by one, also from the rows of an earlier
 15 minutes each in float32 on a 2-core CPU (the results file's `train_minutes`), can be measured over several sittings. The results file is written again after each variant
 and seed, so a sitting cut short keeps every row it finished. Sittings may fall on different machines, and
 `train.amp` computes in bf16 on a CPU that has it and in float32 on one that does not, which changes what a seed gives:
-so the benchmark pins float32 (`--set train.amp=false`, the default) and every row compares with every other.
+so the benchmark pins float32 (`--set train.amp=false`, the default). Float32 itself differs between vector units
+(AVX2, AVX512: the same seed trains another model), so a row compares with the baseline only on the seeds trained
+alike (`dudek.ablations.row_precision`), and a table is continued on the same kind of CPU.
 
     python benchmarks/claims.py runs/r0/data --work runs/claims --out benchmarks/results/ablations_tiny.json \\
         --resume-from benchmarks/results/ablations_tiny.json
@@ -19,7 +21,7 @@ from pathlib import Path
 from dudek import ablations as A
 from dudek.config import provenance
 from dudek.files import atomic_write
-from dudek.metrics import json_ready
+from dudek.files import json_ready
 from dudek.pipeline import ABLATION_SIZES
 
 

@@ -44,7 +44,7 @@ def spread(xs) -> dict:
 
 def train_round(games: Path, run: Path, amp: bool, a, cache: Path) -> dict:
     "One `dudek train` of `a.train_clips` clips (one epoch) in float32 or bf16: clips/s and the data share of a step."
-    dudek("train", "--stage", "finetune", "--data", games, "--run", run, "--cache", cache, "--quiet",
+    dudek("train", "--stage", "finetune", "--data", games, "--run-dir", run, "--cache", cache, "--quiet",
           *[x for s in (f"train.amp={str(amp).lower()}", "train.epochs=1", f"data.clips_per_epoch={a.train_clips}",
                         "data.n_val=0", f"train.threads={a.threads}", f"seed={a.seed}") for x in ("--set", s)])
     record = json.loads((run / "metrics.json").read_text())[-1]

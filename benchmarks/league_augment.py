@@ -16,7 +16,7 @@ from pathlib import Path
 from dudek import ablations as A
 from dudek.config import provenance
 from dudek.files import atomic_write
-from dudek.metrics import json_ready
+from dudek.files import json_ready
 from dudek.pipeline import SIZES
 
 BASE = ("augment.p_color=0",)  # every row: the recipe as it was before this benchmark's choice (flip only), whatever the profile adopts

@@ -10,7 +10,8 @@ Both runs must give the same labels (the same seed makes the same games).
 import argparse, json, os, tempfile, time
 from pathlib import Path
 
-from dudek.synthetic import FPS, half_frames, synthesize
+from dudek.engine import FPS
+from dudek.synthetic import half_frames, synthesize
 
 
 def run(out: Path, games: int, minutes: float, height: int, workers: int, seed: int) -> dict:

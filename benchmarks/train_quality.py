@@ -22,7 +22,7 @@ import numpy as np
 
 from dudek.annotations import find_games
 from dudek.labels import BALL_LABELS, get_codec
-from dudek.metrics import json_ready
+from dudek.files import json_ready
 from dudek.synthetic import synthesize
 from dudek.infer import evaluate_games, load_trained
 from dudek.train import train_stage

@@ -15,7 +15,7 @@ import torch
 from .files import InputError, atomic_path, atomic_write
 from .config import PostConfig, parse_overrides, provenance
 from .annotations import find_games
-from .metrics import json_ready
+from .files import json_ready
 from .video import video_info
 from .synthetic import synthesize
 from .infer import RAW_FILE, load_spotter, match_scores, save_raw
@@ -34,7 +34,11 @@ __all__ = ['VARIANTS', 'ROWS', 'REQUEST', 'SCORES', 'LEAGUE_NAMES', 'Variant', '
 class Variant:
     "One trained configuration: backbone `weights` before training, the `stage` that learns ball actions, the fields it changes."
     name: str
-    weights: str = "vision"  # vision: the shipped vision-stage encoder; random: random backbone weights
+    weights: str = "vision"  # vision: the shipped vision-stage encoder; random: random backbone weights; or a weights file
+    @property
+    def pretraining(self) -> str:
+        "The folder of its pretraining, shared by the variants that start from the same weights (`pretrain-vision`, `pretrain-random`, or its own)."
+        return f"pretrain-{self.weights}" if self.weights in ("vision", "random") else f"pretrain-{self.name}"
     stage: str = "finetune"  # finetune, or joint (T-DEED's training on ball and old labels at once)
     pretrain: bool = True  # fine-tune from old-label pretraining (one per `weights` and seed, shared)
     changes: tuple = ()  # configuration fields of the ball-action training, e.g. ("augment.p_flip=0",)
@@ -90,13 +94,13 @@ def resumable_train(stage: str, run, **kwargs) -> dict:
     return summary
 
 def train_variant(v: Variant, seed: int, out, data, old, sizes: dict, profile: str = "tiny", overrides=None, cache_dir=None) -> dict:
-    "Train `v` with `seed` under `out/<name>/seed<seed>/train` (its pretraining shared in `out/pretrain-<weights>/`); seconds per stage."
+    "Train `v` with `seed` under `out/<name>/seed<seed>/train` (its pretraining shared in `out/<v.pretraining>/`); seconds per stage."
     out, p, f = Path(out), sizes["pretrain_epochs"], sizes["finetune_epochs"]
     common = {**parse_overrides(overrides), "seed": seed, "data.n_val": 0, "data.n_test": 0, "data.clips_per_epoch": sizes["clips_per_epoch"],
-              **({"model.pretrained": ""} if v.weights == "random" else {})}
+              **({} if v.weights == "vision" else {"model.pretrained": "" if v.weights == "random" else v.weights})}
     seconds, init = {}, None
     if v.pretrain and p:
-        pre = out / f"pretrain-{v.weights}" / f"seed{seed}"
+        pre = out / v.pretraining / f"seed{seed}"
         seconds["pretrain"] = resumable_train("pretrain", pre, data=old, profile=profile, cache_dir=cache_dir,
                                               overrides={**common, "train.epochs": p})["train_seconds"]
         init = pre / "best.pt"
@@ -208,8 +212,10 @@ def spread(values) -> dict | None:
     return None if not len(v) else {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max()), "n": len(v)}
 
 def row_precision(scores: dict) -> str:
-    "The precision a row's models trained in (bfloat16, float16, float32; `train.amp` picks it by machine), or unrecorded: rows of one seed compare only in the same."
-    return scores.get("precision") or "unrecorded"
+    "What a row's models computed in: the precision (bfloat16, float16, float32; `train.amp` picks it by machine) on its GPU or CPU vector unit, or unrecorded: rows of one seed compare only in the same."
+    p, m = scores.get("precision"), scores.get("machine") or {}
+    if not p: return "unrecorded"
+    return f"{p} on {m.get('cuda') or m.get('cpu_capability') or 'an unrecorded CPU'}"
 
 def ablation_table(results: dict, rows: Sequence[Row] = ROWS, sizes: dict | None = None) -> dict:
     "The table of `results`: per row and league, Team-mAP@1 and mAP@1 over the seeds, the change from the first row seed by seed (on the seeds both trained in the same precision), training minutes."
@@ -229,7 +235,7 @@ def ablation_table(results: dict, rows: Sequence[Row] = ROWS, sizes: dict | None
                                   "delta": spread([None if a is None or b is None else a - b for a, b in zip(tm, ref)]),
                                   "per_seed": tm}
         out.append(row)
-    stages = {(f"pretrain-{VARIANTS[n].weights}" if k == "pretrain" else n, seed): sec  # a shared pretraining counted once
+    stages = {(VARIANTS[n].pretraining if k == "pretrain" else n, seed): sec  # a shared pretraining counted once
               for n, runs in results.items() for seed, x in runs.items() for k, sec in x["train_seconds"].items()}
     return json_ready({"leagues": leagues, "rows": out, "sizes": sizes, "train_minutes": sum(stages.values()) / 60})
 
@@ -252,7 +258,7 @@ def table_markdown(table: dict, figure: str | None = None) -> str:
         fewer = "" if r["seeds"] == table["rows"][0]["seeds"] else f" (seed{'s' * (len(r['seeds']) > 1)} {', '.join(map(str, r['seeds']))} only)"
         if r is not table["rows"][0] and r.get("compared_seeds", r["seeds"]) != r["seeds"]:
             on = r["compared_seeds"]
-            fewer += f" (Δ on seed{'s' * (len(on) > 1)} {', '.join(map(str, on)) or 'none'}: the others trained in another precision)"
+            fewer += f" (Δ on seed{'s' * (len(on) > 1)} {', '.join(map(str, on)) or 'none'}: the others trained in another precision or vector unit)"
         cells = [r["claim"], r["what"] + fewer] + [x for lg in lgs for x in (_cell(r["leagues"][lg]["team_map"]),
                  "" if r is table["rows"][0] else _cell(r["leagues"][lg]["delta"], True))]
         cells += [_cell(r["leagues"][lg]["map"]) for lg in lgs] + [f"{r['train_minutes']['mean']:.1f}" if r["train_minutes"] else "-"]

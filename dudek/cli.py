@@ -88,7 +88,8 @@ def evaluate_cmd(labels_root: Path = typer.Argument(..., help="folder of games w
                  missing: str = typer.Option("error", help="a labelled game without predictions: error, empty or skip"),
                  out: Optional[Path] = typer.Option(None, help="also write the scores as JSON to this file")):
     "Score predictions against labels: Team-mAP@1 and mAP@1, exactly as the official scorer."
-    from dudek.metrics import evaluate, format_scores, json_ready, MISSING
+    from dudek.files import json_ready
+    from dudek.metrics import evaluate, format_scores, MISSING
     from dudek.files import atomic_write, check_writable
     if missing not in MISSING: raise InputError("option", "--missing", f"one of {list(MISSING)}, got {missing!r}")
     if out is not None: check_writable(out, "--out")  # before the scoring, not after it
@@ -101,8 +102,8 @@ def evaluate_cmd(labels_root: Path = typer.Argument(..., help="folder of games w
 # cli: train
 @app.command("train")
 def train_cmd(stage: str = typer.Option(..., help="vision, pretrain, finetune or joint"),
-              run: Path = typer.Option(..., "--run", "--run-dir", help="run folder (created; --resume continues it); "
-                                       "under torchrun write --run-dir (torchrun's parser takes --run for its --run-path)"),
+              run: Path = typer.Option(..., "--run-dir", "--run", help="run folder (created; --resume continues it; --run, its old name, "
+                                       "is still accepted but not under torchrun, whose parser takes it for its --run-path)"),
               data: Optional[Path] = typer.Option(None, help="games folder (pretrain: old-label games); default: the configuration's"),
               old_data: Optional[Path] = typer.Option(None, "--old-data", help="old-label games for --stage joint"),
               profile: str = typer.Option("tiny", help="tiny or paper"),
@@ -118,7 +119,7 @@ def train_cmd(stage: str = typer.Option(..., help="vision, pretrain, finetune or
     "Train one stage (vision, pretrain, finetune or joint) into a run folder; the last line of stdout is its summary."
     import os
     from dudek.train import train_stage
-    from dudek.metrics import json_ready
+    from dudek.files import json_ready
     summary = train_stage(stage, run, data, old_data, profile, set_, init, resume, final, from_scratch,
                           True if quiet else None, checkpoint_steps, cache, export)
     if int(os.environ.get("RANK", 0)) == 0: print(json.dumps(json_ready(summary), default=str))
@@ -201,29 +202,29 @@ def parse_sizes(items) -> dict:
 def reproduce_cmd(profile: str = typer.Option("tiny", help="tiny (CPU, synthetic games, about 14 min on 2 cores) or paper (the write-up's recipe, GPU)"),
                   data: Optional[Path] = typer.Option(None, help="a folder of SoccerNet ball-action games (default: synthetic games)"),
                   old_data: Optional[Path] = typer.Option(None, "--old-data", help="old-label games (Labels-v2.json) to pretrain on"),
-                  out: Path = typer.Option(Path("runs/reproduce"), help="the run folder (new or empty; with --resume, a run to continue)"),
-                  resume: bool = typer.Option(False, "--resume", help="continue the run in --out, skipping the stages it finished"),
+                  run: Path = typer.Option(Path("runs/reproduce"), "--run-dir", "--out", help="the run folder (new or empty; with --resume, a run to continue; --out: its old name, still accepted)"),
+                  resume: bool = typer.Option(False, "--resume", help="continue the run in --run-dir, skipping the stages it finished"),
                   from_scratch: bool = typer.Option(False, "--from-scratch", help="also run the vision stage instead of the shipped checkpoint"),
                   size: Optional[List[str]] = typer.Option(None, "--size", help="a size of the run, e.g. finetune_epochs=2 or trials=20"),
                   set_: Optional[List[str]] = typer.Option(None, "--set", help="a configuration override of the training, e.g. train.lr=3e-4"),
                   stages: Optional[str] = typer.Option(None, help="comma-separated stages to run (default: all)"),
                   seed: int = typer.Option(0, min=0, max=2**32 - 1, help="seed of the games' draws, the training and the tuning"),
-                  site: bool = typer.Option(True, "--site/--no-site", help="build the course site into OUT/site at the end"),
+                  site: bool = typer.Option(True, "--site/--no-site", help="build the course site into RUN_DIR/site at the end"),
                   ablations: bool = typer.Option(False, "--ablations", help="also measure the write-up's claims (15_ablations; tiny: 18 trainings, about 2.5 h more on 2 CPU cores with bf16, 5 h without; sizes: --size ablations={...})"),
                   quiet: bool = typer.Option(False, "--quiet", help="no progress bars (the stage lines remain)")):
     "Run the whole course with papermill into a run folder: data, training, inference, tuning, scoring, report, site."
     from dudek.pipeline import StageError, headline, reproduce
     only = [s.strip() for s in stages.split(",") if s.strip()] if stages else None
-    try: metrics = reproduce(out, profile, data, old_data, parse_sizes(size), resume, from_scratch, seed, only, set_, progress=not quiet,
+    try: metrics = reproduce(run, profile, data, old_data, parse_sizes(size), resume, from_scratch, seed, only, set_, progress=not quiet,
                              ablations=ablations)
     except StageError as e:
         print(f"error: {e}", file=sys.stderr)
         raise typer.Exit(1)
     if site:
         from dudek.site import build_site
-        print(f"site: {build_site(out, out / 'site')}", file=sys.stderr)
+        print(f"site: {build_site(run, run / 'site')}", file=sys.stderr)
     if metrics:
-        print(f"report: {out / 'report.md'} ({out / 'report.html'}); metrics: {out / 'metrics.json'}", file=sys.stderr)
+        print(f"report: {run / 'report.md'} ({run / 'report.html'}); metrics: {run / 'metrics.json'}", file=sys.stderr)
         print(headline(metrics))
 
 # %% ../nbs/90_cli.ipynb #0c5006ff

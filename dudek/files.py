@@ -4,14 +4,14 @@
 
 # %% ../nbs/00a_files.ipynb #793f8c47
 from __future__ import annotations
-import errno, json, os, re, shutil, stat, sys, tempfile
+import errno, json, math, os, re, shutil, stat, sys, tempfile
 from contextlib import contextmanager
 from importlib.util import find_spec
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['TEMP_NAME', 'RESULTS_DIR', 'InputError', 'brief', 'write_target', 'atomic_path', 'atomic_write', 'scratch_dir',
-           'atomic_dir', 'remove_stale_temps', 'safe_join', 'check_writable', 'benchmark_results']
+           'atomic_dir', 'remove_stale_temps', 'safe_join', 'json_ready', 'check_writable', 'benchmark_results']
 
 # %% ../nbs/00a_files.ipynb #7c14d07e
 class InputError(ValueError):
@@ -147,6 +147,15 @@ def safe_join(root, *parts, source="path") -> Path:
     if out != root and root not in out.parents:
         raise InputError(source, "/".join(map(str, parts)), f"a relative path inside {root}")
     return out
+
+# %% ../nbs/00a_files.ipynb #ba8dd310
+def json_ready(obj):
+    "`obj` made plain for JSON: arrays and numpy or torch scalars made Python lists and numbers, NaN and infinities made `None` (JSON `null`)."
+    if isinstance(obj, dict): return {k: json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)): return [json_ready(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, str): return json_ready(obj.tolist())  # numpy and torch: arrays and scalars
+    if isinstance(obj, float) and not math.isfinite(obj): return None
+    return obj
 
 # %% ../nbs/00a_files.ipynb #05413afc
 def check_writable(path, what: str, folder: bool = False) -> Path:

@@ -21,8 +21,8 @@ from .annotations import (BallLabels, Prediction, Predictions, position_to_frame
 __all__ = ['FPS', 'THRESHOLDS', 'RECALL_LEVELS', 'N_TEAM_COLUMNS', 'MISSING', 'MAX_TOLERANCE', 'n_rows', 'team_column', 'Spots',
            'scored_half', 'event_spots', 'detection_spots', 'cells', 'compiled', 'match_cells', 'threshold_curves',
            'precision_recall', 'average_precision', 'column_scores', 'team_weighted', 'SpottingScores',
-           'spotting_scores', 'official_scores', 'paired_spots', 'evaluate', 'json_ready', 'format_scores',
-           'simulate_predictions', 'plot_pr_curves']
+           'spotting_scores', 'official_scores', 'paired_spots', 'evaluate', 'format_scores', 'simulate_predictions',
+           'plot_pr_curves']
 
 # %% ../nbs/06_metrics.ipynb #258260d7
 FPS = 25  # Team-BAS videos are 25 fps; the scorer counts in these frames
@@ -319,15 +319,6 @@ def evaluate(labels_root, predictions, tolerance: int = 1, games: Sequence[str] 
     return {**spotting_scores(events, detections, tolerance).summary(), **info}
 
 # %% ../nbs/06_metrics.ipynb #eb51b9bf
-def json_ready(obj):
-    "`obj` with NaN and infinities replaced by None (JSON `null`), numpy scalars made plain."
-    if isinstance(obj, dict): return {k: json_ready(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)): return [json_ready(v) for v in obj]
-    if isinstance(obj, np.ndarray): return json_ready(obj.tolist())
-    if isinstance(obj, (np.floating, float)): return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, np.integer): return int(obj)
-    return obj
-
 def _pct(x) -> str: return "   nan" if x is None or not math.isfinite(x) else f"{100 * x:6.2f}"
 
 def format_scores(result: dict) -> str:

@@ -12,11 +12,11 @@ from typing import Sequence
 
 import numpy as np
 
-from .files import InputError, atomic_path, atomic_write, brief, check_writable, remove_stale_temps, scratch_dir
+from .files import InputError, atomic_path, atomic_write, brief, check_writable, json_ready, remove_stale_temps, scratch_dir
 from .config import get_config, load_config, parse_overrides, provenance
 from .labels import BALL_LABELS
 from .annotations import find_games, read_submission
-from .metrics import FPS, Spots, json_ready, paired_spots, plot_pr_curves, spotting_scores
+from .metrics import FPS, Spots, paired_spots, plot_pr_curves, spotting_scores
 from .dataset import split_games
 from .infer import plot_timeline
 
@@ -73,7 +73,9 @@ SIZES: dict[str, dict] = {
 BUDGET_S: dict[str, dict[str, float]] = {  # seconds per stage of the `tiny` profile: the slower of seeds 0 and 1, each run alone
     # on the 2-core reference CPU on 2026-12-07, bf16, colour jitter (rounded up, 2 s at least; 820 and 796 s in all, 13 min 59 s
     # and 13 min 34 s of wall time with the site: benchmarks/results/reproduce_tiny.json)
-    "tiny": {"00_labels": 2, "00a_files": 2, "01_annotations": 2, "02_video": 3, "03_config": 3, "04a_engine": 7, "data": 120,
+    "tiny": {"00_labels": 2, "00a_files": 2, "01_annotations": 2, "02_video": 3, "03_config": 3, "04_engine": 3, "04a_plays": 3,
+             "04b_signatures": 4, "04c_looks": 2, "04d_broadcast": 5, "data": 120,  # (04_engine to 04d_broadcast:
+             # estimates, their share of the two chapters they were split from, timed side by side on a loaded 2-core CPU)
              "explore": 8, "07_postprocess": 7, "augment": 12, "model": 14, "10_dataset": 6, "train": 518, "infer-val": 25,
              "tune": 12, "infer-test": 32, "infer-other": 32, "score": 8, "report": 18, "90_cli": 8, "index": 2,
              "ablations": 9600}}  # (--ablations: 9 variants x 2 seeds at the recipe's schedule; one such training and scoring
@@ -144,7 +146,8 @@ def split_views(data, out, n_val: int = 1, n_test: int = 0, seed: int = 0) -> di
     return {name: link_games(split[name], Path(out) / name) for name in ("val", "test")}
 
 # %% ../nbs/14_report.ipynb #a151079b
-LESSONS = ("00_labels", "00a_files", "01_annotations", "02_video", "03_config", "04a_engine")
+LESSONS = ("00_labels", "00a_files", "01_annotations", "02_video", "03_config", "04_engine", "04a_plays", "04b_signatures",
+           "04c_looks", "04d_broadcast")
 
 def plan(run, profile: str = "tiny", data=None, old_data=None, sizes: dict | None = None, from_scratch: bool = False,
          seed: int = 0, overrides=None, ablations: dict | None = None) -> list[Stage]:
@@ -159,7 +162,7 @@ def plan(run, profile: str = "tiny", data=None, old_data=None, sizes: dict | Non
     old = str(Path(old_data).resolve()) if old_data else ("" if data else str(d / "old"))
     stages = [Stage(nb, nb, "a lesson, with its own small examples") for nb in LESSONS]
     stages += [
-        Stage("data", "04_synthetic", "synthetic games" if not data else "the synthetic broadcast (a lesson: your games are real)",
+        Stage("data", "04e_synthetic", "synthetic games" if not data else "the synthetic games (a lesson: your games are real)",
               {"out_dir": str(d), "sets": s["sets"]} if not data else {}),
         Stage("explore", "05_explore", "the training games: labels, teams, timing", {"data_dir": train_data, "seed": seed}),
         Stage("07_postprocess", "07_postprocess", "a lesson, with its own small examples"),
@@ -307,13 +310,13 @@ def same_request(path, held: dict, request: dict, what: str):
 def start_run(run, request: dict, resume: bool) -> dict:
     "The state of run folder `run`: a new one for a new or empty folder, the recorded one when resuming the same request."
     run = Path(run)
-    check_writable(run, "--out", folder=True)
-    if run.exists() and not run.is_dir(): raise InputError(run, "--out", "a folder (this is a file)")
+    check_writable(run, "--run-dir", folder=True)
+    if run.exists() and not run.is_dir(): raise InputError(run, "--run-dir", "a folder (this is a file)")
     remove_stale_temps(run)
     remove_stale_temps(tempfile.gettempdir(), f".{STAGE_SCRATCH}.pid*.tmp", recursive=False)  # killed stages' kernel scratch
     state, held = read_state(run), sorted(p.name for p in run.iterdir()) if run.is_dir() else []
-    if state is None and held: raise InputError(run, "--out", f"a new or empty folder, or a reproduction to resume (it holds {held[0]})")
-    if state is not None and not resume: raise InputError(run, "--out", "a new or empty folder (a reproduction is here: add --resume)")
+    if state is None and held: raise InputError(run, "--run-dir", f"a new or empty folder, or a reproduction to resume (it holds {held[0]})")
+    if state is not None and not resume: raise InputError(run, "--run-dir", "a new or empty folder (a reproduction is here: add --resume)")
     if state is not None: same_request(run / STATE, state["request"], request, "options as the run being resumed")
     if state is None:
         run.mkdir(parents=True, exist_ok=True)

@@ -16,17 +16,17 @@ from .annotations import Prediction, Predictions, parse_game_time, game_rel, wri
 from .metrics import Spots, N_TEAM_COLUMNS, compiled
 
 # %% auto #0
-__all__ = ['LABEL_MIX', 'grid_window', 'grid_to_frame', 'two_head_probs', 'apply_displacement', 'ClipAggregator',
+__all__ = ['LABEL_MIX', 'sampled_window', 'sampled_to_frame', 'two_head_probs', 'apply_displacement', 'ClipAggregator',
            'aggregate_clips', 'soft_nms', 'simulate_scores', 'scores_to_spots', 'scores_to_predictions',
            'postprocess_scores', 'validate_predictions', 'make_submission']
 
 # %% ../nbs/07_postprocess.ipynb #161e7f2e
-def grid_window(window_frames: float, stride: int) -> float:
-    "A window of `window_frames` 25 fps frames measured on the sampled grid (`window / stride`, a float)."
+def sampled_window(window_frames: float, stride: int) -> float:
+    "A window of `window_frames` 25 fps frames measured in sampled frames (`window / stride`, a float)."
     if window_frames <= 0 or stride < 1: raise ValueError(f"window_frames > 0 and stride >= 1 expected, got {window_frames}, {stride}")
     return window_frames / stride
 
-def grid_to_frame(i, stride: int):
+def sampled_to_frame(i, stride: int):
     "The 25 fps frame of sampled frame `i` (an int or an array): `i * stride`."
     return i * stride
 
@@ -55,7 +55,7 @@ def apply_displacement(probs: np.ndarray, displacement: np.ndarray) -> np.ndarra
 
 # %% ../nbs/07_postprocess.ipynb #ee7a5df2
 class ClipAggregator:
-    "Mean, per frame, of the scores of the clips covering it, over a whole video's sampled grid."
+    "Mean, per frame, of the scores of the clips covering it, over a whole video's sampled frames."
     def __init__(self, n_sampled: int, n_classes: int):
         self.n_sampled, self.n_classes = int(n_sampled), int(n_classes)
         self.total = np.zeros((self.n_sampled, self.n_classes))
@@ -191,14 +191,14 @@ def _kept(nms_scores: np.ndarray):
 def scores_to_spots(nms_scores: np.ndarray, stride: int) -> Spots:
     "The detection cells of post-processed scores (frames x 24 team columns; zero = no detection)."
     i, c, v = _kept(nms_scores)
-    return Spots(grid_to_frame(i, stride), c, v)
+    return Spots(sampled_to_frame(i, stride), c, v)
 
 def scores_to_predictions(nms_scores: np.ndarray, stride: int, url_local: str = "") -> Predictions:
     "A game's predictions from post-processed scores (frames x 24 team columns; zero = no detection)."
     i, c, v = _kept(nms_scores)
     names = [MERGED.decode(k + 1) for k in range(N_TEAM_COLUMNS)]
     return Predictions(url_local, [Prediction.at_frame(int(f), *names[k], float(x))
-                                   for f, k, x in zip(grid_to_frame(i, stride), c, v)])
+                                   for f, k, x in zip(sampled_to_frame(i, stride), c, v)])
 
 def postprocess_scores(scores: np.ndarray, stride: int, window_frames: float, threshold: float,
                        per_team: bool = True) -> np.ndarray:
@@ -206,7 +206,7 @@ def postprocess_scores(scores: np.ndarray, stride: int, window_frames: float, th
     scores = np.asarray(scores)
     if scores.ndim != 2 or scores.shape[1] != MERGED.n_classes:
         raise ValueError(f"scores: expected (frames, {MERGED.n_classes}) merged classes, got {scores.shape}")
-    return soft_nms(scores[:, 1:], grid_window(window_frames, stride), threshold, per_team)
+    return soft_nms(scores[:, 1:], sampled_window(window_frames, stride), threshold, per_team)
 
 # %% ../nbs/07_postprocess.ipynb #9fbbbbb7
 def validate_predictions(predictions: Predictions, where: str = "predictions") -> Predictions:

@@ -17,7 +17,7 @@ from .files import InputError, atomic_write, check_writable
 from .config import Config, TrainConfig, get_config, make_run_dir
 from .labels import get_codec
 from .annotations import Game
-from .metrics import json_ready
+from .files import json_ready
 from .augment import ClipAugment, mixup
 from .model import ClassHead, TDEED, build_model, check_finite, load_checkpoint
 from .infer import evaluate_games, load_trained
@@ -130,7 +130,7 @@ def train_stage(stage: str, run, data=None, old_data=None, profile: str = "tiny"
                 checkpoint_steps: int = 0, cache_dir=None, export=None) -> dict:
     "Run one training stage into run folder `run` (see the table above); returns its summary (also `summary.json`)."
     cfg = stage_config(stage, profile, overrides, data, old_data)
-    check_writable(run, "--run", folder=True)  # every place a stage writes, checked now, not after the first epoch
+    check_writable(run, "--run-dir", folder=True)  # every place a stage writes, checked now, not after the first epoch
     if cache_dir is not None: check_writable(cache_dir, "--cache", folder=True)
     if export is not None: check_writable(export, "--export")
     if not from_scratch:  # weights that cannot be had (no network for "timm"): fail before the run folder exists, which a retry would find

@@ -13,11 +13,11 @@ import numpy as np
 import optuna
 from sqlalchemy import exc as sa_exc
 
-from .files import InputError, check_writable
+from .files import InputError, check_writable, json_ready
 from .config import PostConfig, get_config
 from .labels import BALL_LABELS, MERGED
 from .annotations import Annotation, BallLabels, find_games, frame_to_position, game_time_of, write_ball_labels
-from .metrics import Spots, event_spots, json_ready, spotting_scores
+from .metrics import Spots, event_spots, spotting_scores
 from .postprocess import postprocess_scores, scores_to_spots, simulate_scores
 from .infer import RAW_FILE, load_raw, nms_fields, save_raw, write_params
 

@@ -40,10 +40,10 @@ def test_config_resolves_profile_and_overrides():
     (["config", "--set", "data.frame_height=0"], "data.frame_height"),
     (["config", "--set", "model.head=bogus"], "model.head"),
     (["config", "--profile", "paper", "--set", "data.clip_len=40"], "data.overlap"),
-    (["train", "--stage", "finetune", "--data", "d", "--run", "r", "--checkpoint-steps", "-1"], "--checkpoint-steps"),
-    (["train", "--stage", "finetune", "--data", "d", "--run", "r", "--cache", "plain/c"], "--cache"),  # a path under a file
-    (["train", "--stage", "vision", "--data", "d", "--run", "r", "--export", "plain/v.pt"], "--export"),
-    (["train", "--stage", "finetune", "--data", "d", "--run", "plain/r"], "--run"),
+    (["train", "--stage", "finetune", "--data", "d", "--run-dir", "r", "--checkpoint-steps", "-1"], "--checkpoint-steps"),
+    (["train", "--stage", "finetune", "--data", "d", "--run-dir", "r", "--cache", "plain/c"], "--cache"),  # a path under a file
+    (["train", "--stage", "vision", "--data", "d", "--run-dir", "r", "--export", "plain/v.pt"], "--export"),
+    (["train", "--stage", "finetune", "--data", "d", "--run-dir", "plain/r"], "--run-dir"),
     (["infer", "v.mp4", "--checkpoint", "c.pt", "--out", "o.json", "--workers", "-1"], "--workers"),
     (["infer", "v.mp4", "--checkpoint", "c.pt", "--out", "o.json", "--tta", "rotate"], "--tta"),
     (["infer", "nowhere", "--checkpoint", "c.pt", "--out", "o.json"], "source"),
@@ -60,11 +60,11 @@ def test_config_resolves_profile_and_overrides():
     (["synth", "out", "--games", str(10 ** 30)], "--games"),
     (["synth", "out", "--seed", str(2 ** 64)], "--seed"),
     (["tune", "--raw", "r", "--labels", "l", "--out", "p.json", "--trials", str(10 ** 30)], "--trials"),
-    (["train", "--stage", "finetune", "--data", "d", "--run", "r", "--checkpoint-steps", str(10 ** 30)], "--checkpoint-steps"),
+    (["train", "--stage", "finetune", "--data", "d", "--run-dir", "r", "--checkpoint-steps", str(10 ** 30)], "--checkpoint-steps"),
     (["infer", "v.mp4", "--checkpoint", "c.pt", "--out", "o.json", "--workers", str(10 ** 30)], "--workers"),
     (["evaluate", "l", "p.zip", "--tolerance", str(10 ** 30)], "--tolerance"),
-    (["reproduce", "--data", "d", "--out", "o", "--seed", str(10 ** 30)], "--seed"),
-    (["reproduce", "--data", "d", "--out", "o", "--size", f"trials={10 ** 30}"], "trials"),
+    (["reproduce", "--data", "d", "--run-dir", "o", "--seed", str(10 ** 30)], "--seed"),
+    (["reproduce", "--data", "d", "--run-dir", "o", "--size", f"trials={10 ** 30}"], "trials"),
 ])
 def test_bad_option_is_one_line(args, names, tmp_path):
     (tmp_path / "plain").write_text("a file, not a folder")

@@ -1,6 +1,6 @@
 """The match engine's promises, measured on a few hundred generated events (other seeds than the chapter's).
 
-The chapter `04a_engine` states what makes each label visible; these tests check every line of that table by
+The chapter `04_engine` states what makes each label visible; these tests check every line of that table by
 numbers, on every event where the promise is about every event and on the median where it is about a
 distribution (how far a HIGH PASS travels). The first test is the one that would have caught the receiver's
 distance range sitting in a comment.
@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dudek.engine import (BLOCK_FALL, FPS, GOAL_HALF_WIDTH, HALF_LENGTH, HALF_WIDTH, HANDS_Z, HEAD_Z, POSES, REFEREE, TEN_YARDS, MatchEngine,
-                          Quota, event_signatures, outfield, simulate_half)
+from dudek.engine import (FPS, GOAL_HALF_WIDTH, HALF_LENGTH, HALF_WIDTH, HANDS_Z, HEAD_Z, POSES, REFEREE, BLOCK_FALL, MatchEngine, Quota,
+                          outfield)
+from dudek.plays import TEN_YARDS, simulate_half  # the whole engine: the plays complete MatchEngine
+from dudek.signatures import event_signatures
 
 CARDS = ("Yellow card", "Red card", "Yellow->red card")
 

@@ -278,7 +278,7 @@ def test_timm_weights_without_network_one_line_and_no_run_folder(stage, tmp_path
     data, run = tmp_path / "games", tmp_path / "run"
     synthesize(data, n_games=2, minutes=0.1, size=(64, 112), workers=1)
     t0 = time.time()
-    res = subprocess.run([sys.executable, "-m", "dudek", "train", "--stage", stage, "--data", str(data), "--run", str(run),
+    res = subprocess.run([sys.executable, "-m", "dudek", "train", "--stage", stage, "--data", str(data), "--run-dir", str(run),
                           "--set", "model.pretrained=timm", "--quiet"], capture_output=True, text=True, timeout=300)
     assert res.returncode == 2, (res.returncode, res.stderr[-3000:])
     lines = res.stderr.strip().splitlines()

@@ -36,7 +36,7 @@ def dudek(*args, timeout=900):
 def test_shortened_paper_run_and_resume(tmp_path):
     out = tmp_path / "run"
     stages = "data,train,infer-val,tune,infer-test,infer-other,score,report"
-    args = ["reproduce", "--profile", "paper", "--out", out, "--stages", stages, "--no-site", "--quiet",
+    args = ["reproduce", "--profile", "paper", "--run-dir", out, "--stages", stages, "--no-site", "--quiet",
             "--size", "sets=" + json.dumps(TINY_SETS), "--size", "pretrain_epochs=1", "--size", "finetune_epochs=1",
             "--size", "clips_per_epoch=4", "--size", "trials=5",
             "--set", "model.pretrained=", "--set", "data.frame_height=64", "--set", "data.frame_width=64", "--set", "data.num_workers=0"]
@@ -53,7 +53,7 @@ def test_shortened_paper_run_and_resume(tmp_path):
     assert (cfg["model"]["backbone"], cfg["data"]["clip_len"], cfg["data"]["overlap"]) == ("regnety_008", 80, 68)  # the paper's model
     assert (out / "report.html").is_file() and (out / "test" / "submission.zip").is_file()
     assert sorted(p.name for p in (out / "notebooks").iterdir()) == [
-        "04_synthetic.ipynb", "06_metrics.ipynb", "11_train.ipynb", "12_infer-infer-other.ipynb", "12_infer-infer-test.ipynb", "12_infer.ipynb",
+        "04e_synthetic.ipynb", "06_metrics.ipynb", "11_train.ipynb", "12_infer-infer-other.ipynb", "12_infer-infer-test.ipynb", "12_infer.ipynb",
         "13_tune.ipynb", "14_report.ipynb"]
     again = dudek(*args, "--resume")
     assert again.returncode == 0, again.stderr[-2000:]
@@ -71,7 +71,7 @@ def test_failing_stage_then_resume(tmp_path):
     good = labels.read_text()
     labels.write_text(good.replace('"label": "', '"label": "NOT A LABEL ', 1))
     out = tmp_path / "run"
-    args = ["reproduce", "--data", data, "--out", out, "--stages", "explore", "--no-site", "--quiet",
+    args = ["reproduce", "--data", data, "--run-dir", out, "--stages", "explore", "--no-site", "--quiet",
             "--set", "data.n_test=1"]
     res = dudek(*args)
     assert res.returncode == 1, res.stderr[-2000:]
@@ -86,7 +86,7 @@ def test_failing_stage_then_resume(tmp_path):
 
 def test_killed_run_resumes(tmp_path):
     out = tmp_path / "run"
-    args = [sys.executable, "-m", "dudek", "reproduce", "--out", str(out), "--stages", "00_labels,00a_files,01_annotations,03_config",
+    args = [sys.executable, "-m", "dudek", "reproduce", "--run-dir", str(out), "--stages", "00_labels,00a_files,01_annotations,03_config",
             "--no-site", "--quiet"]
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(), start_new_session=True)
     state = out / "pipeline.json"
@@ -111,7 +111,7 @@ def test_killed_run_resumes(tmp_path):
 
 def test_stages_after_a_stage_that_ran_run_again(tmp_path):
     out = tmp_path / "run"
-    args = ["reproduce", "--out", out, "--stages", "00_labels,00a_files,01_annotations", "--no-site", "--quiet"]
+    args = ["reproduce", "--run-dir", out, "--stages", "00_labels,00a_files,01_annotations", "--no-site", "--quiet"]
     assert dudek(*args).returncode == 0
     state = json.loads((out / "pipeline.json").read_text())
     del state["stages"]["00a_files"]  # as if the run had stopped there, or the stage were new (--ablations on a finished run)
@@ -128,7 +128,7 @@ def test_ablations_killed_then_resumed(tmp_path):
             "val": {"n_games": 1, "minutes": 0.2, "seed": 3}, "test": {"n_games": 1, "minutes": 0.2, "seed": 1},
             "test-other": {"n_games": 1, "minutes": 0.2, "seed": 1, "league": "other_league"}}
     sizes = {"finetune_epochs": 1, "clips_per_epoch": 4, "trials": 3, "seeds": [0], "other": {"n_games": 1, "minutes": 0.2, "min_events_per_class": 0}}
-    args = [sys.executable, "-m", "dudek", "reproduce", "--out", str(out), "--stages", "data,ablations", "--ablations", "--no-site", "--quiet",
+    args = [sys.executable, "-m", "dudek", "reproduce", "--run-dir", str(out), "--stages", "data,ablations", "--ablations", "--no-site", "--quiet",
             "--size", "sets=" + json.dumps(sets), "--size", "ablations=" + json.dumps(sizes), "--set", "train.threads=1"]
     p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env(), start_new_session=True)
     rows = lambda: sorted((out / "ablations").glob("*/seed*/scores.json"))
@@ -155,7 +155,7 @@ def test_ablations_killed_then_resumed(tmp_path):
                                            (["--ablations", "--size", 'ablations={"seeds": [0, 0]}'], "seeds"),
                                            (["--set", "train.lr=-1"], "train.lr"), (["--data", "/nonexistent/games"], "/nonexistent/games")])
 def test_bad_requests_are_one_line(tmp_path, bad, expected):
-    res = dudek("reproduce", "--out", tmp_path / "run", "--no-site", *bad)
+    res = dudek("reproduce", "--run-dir", tmp_path / "run", "--no-site", *bad)
     assert res.returncode == 2 and res.stderr.startswith("error:") and res.stderr.strip().count("\n") == 0 and expected in res.stderr, res.stderr
     assert not (tmp_path / "run").exists()
 
@@ -184,7 +184,7 @@ def test_ctrl_c_stops_the_run_in_one_line_and_resume_goes_on(tmp_path):
     import re
     if not Path("/proc/self/task").is_dir(): pytest.skip("needs Linux's /proc to see the kernel")
     out = tmp_path / "run"
-    args = [sys.executable, "-m", "dudek", "reproduce", "--out", str(out), "--stages", "00_labels,00a_files,01_annotations,03_config",
+    args = [sys.executable, "-m", "dudek", "reproduce", "--run-dir", str(out), "--stages", "00_labels,00a_files,01_annotations,03_config",
             "--no-site", "--quiet"]
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(), start_new_session=True)
     state = out / "pipeline.json"

@@ -16,7 +16,7 @@ from dudek.files import InputError
 from dudek.annotations import (Prediction, Predictions, position_to_frame, read_submission, BallLabels, Annotation,
                                write_ball_labels, frame_to_position, game_time_of)
 from dudek.metrics import Spots, spotting_scores, evaluate
-from dudek.postprocess import (soft_nms, grid_window, simulate_scores, ClipAggregator, aggregate_clips,
+from dudek.postprocess import (soft_nms, sampled_window, simulate_scores, ClipAggregator, aggregate_clips,
                                apply_displacement, two_head_probs, scores_to_predictions, scores_to_spots,
                                postprocess_scores, make_submission)
 
@@ -84,7 +84,7 @@ def test_window_on_grid_equals_window_on_video():
     grid = rng.random((600, 3)) ** 4
     video = np.zeros((1200, 3)); video[::2] = grid
     for window in (34, 24, 7):
-        ft.test_eq(np.array_equal(soft_nms(grid, grid_window(window, 2), 0.005), soft_nms(video, window, 0.005)[::2]), True)
+        ft.test_eq(np.array_equal(soft_nms(grid, sampled_window(window, 2), 0.005), soft_nms(video, window, 0.005)[::2]), True)
 
 
 # ---------------------------------------------------------------- clips and displacement

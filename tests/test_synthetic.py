@@ -14,9 +14,11 @@ from dudek.annotations import (ActionLabels, BallLabels, Prediction, Predictions
                                parse_game_time)
 from dudek.labels import BALL_LABELS, OLD_LABELS, OLD_TEAMS, TEAMS
 from dudek.annotations import read_truth
-from dudek.engine import BALL_DEAD, CLOSE_UP_AFTER, FPS, RESTARTS, simulate_half
+from dudek.engine import BALL_DEAD, CLOSE_UP_AFTER, FPS, RESTARTS
+from dudek.plays import simulate_half
 from dudek.files import InputError
-from dudek.synthetic import CLOSE_UP_ZOOM, MAX_GAME, Camera, GameSpec, Renderer, project_half, simulate_game, synthesize
+from dudek.broadcast import CLOSE_UP_ZOOM, Camera, Renderer, project_half
+from dudek.synthetic import MAX_GAME, GameSpec, simulate_game, synthesize
 from dudek.video import read_frames, video_info, write_video
 
 MINUTES = 0.4  # the 224p games: 600 frames each
@@ -394,7 +396,7 @@ def replayed(tmp_path_factory):
 
 
 def test_not_shown_events_happen_during_replays(replayed):
-    from dudek.synthetic import REPLAY_TAG
+    from dudek.broadcast import REPLAY_TAG
     (game,) = find_games(replayed)
     labels, (info,), truth = read_strictly(game)
     hidden = [a for a in labels.annotations if a.visibility == "not shown"]

@@ -44,7 +44,7 @@ def dudek_train(*args, env=None, **kw) -> subprocess.Popen:
 
 
 def train_args(data, run, *extra):
-    return ["--stage", "finetune", "--data", str(data), "--run", str(run), *[a for s in TINY for a in ("--set", s)], *extra]
+    return ["--stage", "finetune", "--data", str(data), "--run-dir", str(run), *[a for s in TINY for a in ("--set", s)], *extra]
 
 
 def same_weights(a: dict, b: dict) -> bool:
@@ -146,7 +146,7 @@ def test_finetune_init_keeps_encoder_and_temporal_and_gives_a_fresh_head(tmp_pat
 
 
 def test_bad_stage_is_one_line(tmp_path):
-    p = dudek_train("--stage", "warmup", "--run", str(tmp_path / "r"))
+    p = dudek_train("--stage", "warmup", "--run-dir", str(tmp_path / "r"))
     out, err = p.communicate(timeout=60)
     assert p.returncode == 2 and len(err.strip().splitlines()) == 1 and "stage" in err
 
@@ -176,7 +176,7 @@ def test_vision_stage_exports_a_backbone_that_starts_a_tdeed(tmp_path):
     synthesize(data, n_games=2, minutes=0.1, seed=3, workers=1)
     sets = ["data.frame_height=32", "data.frame_width=56", "data.clips_per_epoch=8", "train.batch_size=4", "train.epochs=1",
             "train.threads=1", "model.pretrained="]
-    p = subprocess.run([sys.executable, "-m", "dudek", "train", "--stage", "vision", "--data", str(data), "--run", str(tmp_path / "vision"),
+    p = subprocess.run([sys.executable, "-m", "dudek", "train", "--stage", "vision", "--data", str(data), "--run-dir", str(tmp_path / "vision"),
                         "--export", str(tmp_path / "export" / "encoder.pt"), *[a for s in sets for a in ("--set", s)]],
                        capture_output=True, text=True, timeout=180, env={**os.environ, "DUDEK_QUIET": "1"})
     assert p.returncode == 0, p.stderr[-2000:]
@@ -211,7 +211,7 @@ def test_bad_validation_game_fails_before_the_first_step(fault, tmp_path):
     elif fault == "a truncated video": val.video.write_bytes(val.video.read_bytes()[:3000])
     else: val.labels.write_text("{not json")
     run = tmp_path / "run"
-    p = dudek_train("--stage", "finetune", "--data", str(data), "--run", str(run),
+    p = dudek_train("--stage", "finetune", "--data", str(data), "--run-dir", str(run),
                     *[a for s in TINY if not s.startswith("data.n_val") for a in ("--set", s)], "--set", "train.epochs=3")
     out, err = p.communicate(timeout=300)
     assert p.returncode == 2, err[-2000:]

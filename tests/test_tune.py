@@ -5,7 +5,7 @@ import optuna
 import pytest
 
 from dudek.config import PostConfig
-from dudek.metrics import json_ready
+from dudek.files import json_ready
 from dudek.infer import RAW_FILE, load_raw, nms_fields, read_params, save_raw
 from dudek.tune import finished, open_storage, score_post, simulated_games, tune, tuning_games
 

@@ -435,7 +435,7 @@ def test_training_refuses_a_game_whose_video_is_not_a_video(tmp_path, labels_fil
     game = tmp_path / "data" / "league" / "2025-2026" / "2025-08-02 - A - B"
     p = not_a_video(game, kind, "224p.mp4")
     shutil.copy(labels_file, game / "Labels-ball.json")
-    res = dudek("train", "--stage", "finetune", "--data", tmp_path / "data", "--run", tmp_path / "run", "--set", "data.n_val=0")
+    res = dudek("train", "--stage", "finetune", "--data", tmp_path / "data", "--run-dir", tmp_path / "run", "--set", "data.n_val=0")
     ft.test_eq(res.returncode, 2)
     ft.test_eq(len(res.stderr.strip().splitlines()), 1)
     assert res.stderr.startswith(f"error: {p}: ") and NOT_VIDEOS[kind][1] in res.stderr, res.stderr
