@@ -12,10 +12,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .files import InputError, atomic_path, atomic_write
+from .files import InputError, atomic_path, atomic_write, json_ready
 from .config import PostConfig, parse_overrides, provenance
 from .annotations import find_games
-from .files import json_ready
 from .video import video_info
 from .synthetic import synthesize
 from .infer import RAW_FILE, load_spotter, match_scores, save_raw
@@ -35,13 +34,14 @@ class Variant:
     "One trained configuration: backbone `weights` before training, the `stage` that learns ball actions, the fields it changes."
     name: str
     weights: str = "vision"  # vision: the shipped vision-stage encoder; random: random backbone weights; or a weights file
+    stage: str = "finetune"  # finetune, or joint (T-DEED's training on ball and old labels at once)
+    pretrain: bool = True  # fine-tune from old-label pretraining (one per `weights` and seed, shared)
+    changes: tuple = ()  # configuration fields of the ball-action training, e.g. ("augment.p_flip=0",)
+
     @property
     def pretraining(self) -> str:
         "The folder of its pretraining, shared by the variants that start from the same weights (`pretrain-vision`, `pretrain-random`, or its own)."
         return f"pretrain-{self.weights}" if self.weights in ("vision", "random") else f"pretrain-{self.name}"
-    stage: str = "finetune"  # finetune, or joint (T-DEED's training on ball and old labels at once)
-    pretrain: bool = True  # fine-tune from old-label pretraining (one per `weights` and seed, shared)
-    changes: tuple = ()  # configuration fields of the ball-action training, e.g. ("augment.p_flip=0",)
 
 VARIANTS: dict[str, Variant] = {v.name: v for v in (
     Variant("recipe"),
