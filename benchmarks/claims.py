@@ -20,8 +20,7 @@ from pathlib import Path
 
 from dudek import ablations as A
 from dudek.config import provenance
-from dudek.files import atomic_write
-from dudek.files import json_ready
+from dudek.files import atomic_write, json_ready
 from dudek.pipeline import ABLATION_SIZES
 
 

@@ -15,12 +15,10 @@ from pathlib import Path
 
 from dudek import ablations as A
 from dudek.config import provenance
-from dudek.files import atomic_write
-from dudek.files import json_ready
+from dudek.files import atomic_write, json_ready
 from dudek.pipeline import SIZES
 
 BASE = ("augment.p_color=0",)  # every row: the recipe as it was before this benchmark's choice (flip only), whatever the profile adopts
-THIRD = dict(n_games=2, minutes=3.0, seed=3, min_events_per_class=1, league="third_league")  # the third look's validation games
 LOOKS = ("augment.p_swap=0.5", "augment.p_zoom=0.5", "augment.p_light=0.5", "augment.p_shadow=0.5")
 VARIANTS = {  # name -> the configuration fields it adds to the recipe
     "light": ("augment.p_light=0.5",),
@@ -52,7 +50,7 @@ def main(argv=None):
     for name, changes in VARIANTS.items(): A.VARIANTS[name] = A.Variant(name, changes=changes)
     rows = (A.Row("baseline", "the recipe (flip only)", "recipe"), *(A.Row("augmentation", WHAT[n], n) for n in a.variants))
     tests = {"training_league": a.data / "test", "other_league": A.held_out_games(a.data / "test-other", SIZES["tiny"]["sets"]["test-other"]),
-             "third_league": A.held_out_games(a.third, THIRD)}
+             "third_league": A.held_out_games(a.third, A.THIRD_LEAGUE_VAL)}
     sizes = {k: SIZES["tiny"][k] for k in ("pretrain_epochs", "finetune_epochs", "clips_per_epoch")} | {"seeds": a.seeds}
     m = A.measure(a.work, a.data, tests, rows, "tiny", sizes, BASE, a.resume_from)
     for n in a.screening:
@@ -62,7 +60,7 @@ def main(argv=None):
     m["table"] = A.ablation_table(m["results"], rows, m["sizes"])
     print(A.table_markdown(m["table"]))
     out = json_ready({"benchmark": "league_augment", **provenance(" ".join(["python", "benchmarks/league_augment.py", *map(str, argv or sys.argv[1:])])),
-                      "variants": {n: list(VARIANTS[n]) for n in (*a.variants, *a.screening)}, "third": THIRD, **m})
+                      "variants": {n: list(VARIANTS[n]) for n in (*a.variants, *a.screening)}, "third": A.THIRD_LEAGUE_VAL, **m})
     if a.out: atomic_write(a.out, json.dumps(out, indent=1) + "\n")
 
 

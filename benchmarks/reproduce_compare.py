@@ -22,8 +22,7 @@ from dudek.annotations import find_games
 from dudek.infer import evaluate_games, load_spotter, read_params
 from dudek.labels import BALL_LABELS, get_codec
 from dudek.config import provenance
-from dudek.files import atomic_write
-from dudek.files import json_ready
+from dudek.files import atomic_write, json_ready
 from dudek.pipeline import SIZES
 from dudek.synthetic import synthesize
 

@@ -18,8 +18,7 @@ from pathlib import Path
 
 from dudek import ablations as A
 from dudek.config import provenance
-from dudek.files import atomic_write
-from dudek.files import json_ready
+from dudek.files import atomic_write, json_ready
 from dudek.model import VISION_CHECKPOINT, asset_path
 from dudek.pipeline import ABLATION_SIZES
 from dudek.looks import VARIED
@@ -27,7 +26,6 @@ from dudek.looks import VARIED
 VISION_GAMES = dict(n_games=24, minutes=4.0, seed=4, rare_boost=3.0, min_events_per_class=1)  # the shipped stage's (its provenance)
 VISION_SET = ["train.threads=2", "train.epochs=8", "train.amp=false",  # from the shipped stage, in float32 on every machine
               f"model.pretrained={asset_path(VISION_CHECKPOINT)}"]
-THIRD = dict(n_games=2, minutes=3.0, seed=3, min_events_per_class=1, league="third_league")  # league_augment.py's validation games
 
 
 def varied_encoder(work: Path) -> tuple[Path, dict]:
@@ -53,10 +51,10 @@ def main(argv=None):
     rows = (A.Row("baseline", "the recipe (the shipped vision stage: the training league's look)", "recipe"),
             A.Row("vision stage", "the vision stage 8 epochs more on 24 games of varied looks", "varied_vision"))
     tests = {"training_league": a.data / "test", "other_league": A.held_out_games(a.data / "test-other", ABLATION_SIZES["tiny"]["other"]),
-             "third_league": A.held_out_games(a.third, THIRD)}
+             "third_league": A.held_out_games(a.third, A.THIRD_LEAGUE_VAL)}
     stamp = provenance(" ".join(["python", "benchmarks/vision_looks.py", *map(str, argv or sys.argv[1:])]))
     save = lambda m: a.out and atomic_write(a.out, json.dumps(json_ready({"benchmark": "vision_looks", **stamp, "vision_games": VISION_GAMES,
-                                                                           "vision_set": VISION_SET, "vision_seconds": seconds, "third": THIRD, **m}), indent=1) + "\n")
+                                                                           "vision_set": VISION_SET, "vision_seconds": seconds, "third": A.THIRD_LEAGUE_VAL, **m}), indent=1) + "\n")
     m = A.measure(a.work / "rows", a.data, tests, rows, "tiny", {"seeds": a.seeds}, ["train.amp=false"], a.resume_from, on_row=save)
     save(m)
     print(A.table_markdown(m["table"]))

@@ -23,10 +23,11 @@ from .tune import TuningGame, score_post, tune, tuning_games
 from .pipeline import ablation_sizes, same_request
 
 # %% auto #0
-__all__ = ['VARIANTS', 'ROWS', 'REQUEST', 'SCORES', 'LEAGUE_NAMES', 'Variant', 'Row', 'held_out_games', 'resumable_train',
-           'train_variant', 'game_scores', 'score_variant', 'start_ablations', 'finished_row', 'run_ablations',
-           'restore_rows', 'spread', 'row_precision', 'ablation_table', 'table_markdown', 'plot_ablations',
-           'write_ablations', 'headline_figures', 'baseline_agrees', 'verdicts', 'measure', 'saved_table']
+__all__ = ['VARIANTS', 'ROWS', 'THIRD_LEAGUE_VAL', 'REQUEST', 'SCORES', 'LEAGUE_NAMES', 'Variant', 'Row', 'held_out_games',
+           'resumable_train', 'train_variant', 'game_scores', 'score_variant', 'start_ablations', 'finished_row',
+           'run_ablations', 'restore_rows', 'spread', 'row_precision', 'ablation_table', 'table_markdown',
+           'plot_ablations', 'write_ablations', 'headline_figures', 'baseline_agrees', 'verdicts', 'measure',
+           'saved_table']
 
 # %% ../nbs/15_ablations.ipynb #8cd32186
 @dataclass(frozen=True)
@@ -76,6 +77,9 @@ ROWS: tuple[Row, ...] = (
     Row("5. vision stage", "random backbone weights instead", "random_weights"))
 
 # %% ../nbs/15_ablations.ipynb #2e7d3198
+THIRD_LEAGUE_VAL = dict(n_games=2, minutes=3.0, seed=3, min_events_per_class=1, league="third_league")  # validation games of a third
+# look that neither training nor testing uses: they, never the other league's test games, decide what to adopt (16_generalization)
+
 def held_out_games(folder, spec: dict) -> Path:
     "`folder` holding the held-out games that `spec` (`synthesize()` arguments) describes, generated when some are missing."
     folder = Path(folder)

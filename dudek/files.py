@@ -153,7 +153,7 @@ def json_ready(obj):
     "`obj` made plain for JSON: arrays and numpy or torch scalars made Python lists and numbers, NaN and infinities made `None` (JSON `null`)."
     if isinstance(obj, dict): return {k: json_ready(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)): return [json_ready(v) for v in obj]
-    if hasattr(obj, "tolist") and not isinstance(obj, str): return json_ready(obj.tolist())  # numpy and torch: arrays and scalars
+    if hasattr(obj, "tolist"): return json_ready(obj.tolist())  # numpy and torch: arrays and scalars
     if isinstance(obj, float) and not math.isfinite(obj): return None
     return obj
 

@@ -16,10 +16,9 @@ import torch.nn.functional as F
 import torch.distributed as dist
 from torch.utils.data import Dataset, Sampler
 
-from .files import InputError, atomic_write
+from .files import InputError, atomic_write, json_ready
 from .config import Config, TrainConfig, run_id
 from .annotations import Game, find_games
-from .files import json_ready
 from .augment import soft_cross_entropy, team_distribution
 from .model import amp_dtype, check_finite, load_checkpoint, save_checkpoint
 from .dataset import make_loader

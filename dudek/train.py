@@ -13,11 +13,10 @@ import torch.nn as nn
 import torch.distributed as dist
 from torch.utils.data import Dataset
 
-from .files import InputError, atomic_write, check_writable
+from .files import InputError, atomic_write, check_writable, json_ready
 from .config import Config, TrainConfig, get_config, make_run_dir
 from .labels import get_codec
 from .annotations import Game
-from .files import json_ready
 from .augment import ClipAugment, mixup
 from .model import ClassHead, TDEED, build_model, check_finite, load_checkpoint
 from .infer import evaluate_games, load_trained

@@ -16,9 +16,8 @@ import torch.nn.functional as F
 import torch.distributed as dist
 from torch.utils.data import Dataset
 
-from .files import atomic_path, atomic_write
+from .files import atomic_path, atomic_write, json_ready
 from .config import Config, make_run_dir, provenance
-from .files import json_ready
 from .model import FrameEncoder, load_checkpoint, save_checkpoint
 from .dataset import VisionFrames, make_loader, split_games
 from .loop import DistInfo, Task, fit, init_distributed, labelled_games, precision_name, run_summary, seed_everything, to_device

@@ -13,10 +13,9 @@ import pytest
 import fastcore.test as ft
 
 from dudek.labels import BALL_LABELS, TEAMS
-from dudek.files import InputError
+from dudek.files import InputError, json_ready
 from dudek.annotations import (Annotation, BallLabels, Prediction, Predictions, write_ball_labels,
                                write_game_predictions, write_submission, frame_to_position, game_time_of)
-from dudek.files import json_ready
 from dudek.metrics import (Spots, spotting_scores, official_scores, evaluate, simulate_predictions,
                            match_cells, cells, n_rows)
 
