@@ -1,6 +1,6 @@
 """Augmentations against another league's look, at the recipe's schedule: every row trains what `dudek reproduce`
 trains (1 + 10 epochs of 400 clips, the shipped vision encoder, the merged head) with some augmentations added, and is
-scored with the default Soft-NMS on held-out games of three looks: the training league (the reproduction's test games),
+scored with the untuned Soft-NMS on held-out games of three looks: the training league (the reproduction's test games),
 the other league (its test games), and a third league that neither training nor testing uses, whose validation
 games decide what to adopt. Rows and seeds are resumable one by one (`dudek.ablations.run_ablations`), also from the rows of an earlier results
 file (`--resume-from`), so that a table can grow over several sittings.

@@ -31,7 +31,7 @@ from dudek.pipeline import SIZES
 
 DATA = {  # folder -> synthesize(...) keyword arguments
     "train": dict(n_games=7, minutes=4.0, seed=0, rare_boost=3.0, min_events_per_class=2),
-    "old": dict(n_games=6, minutes=4.0, seed=2, kind="actions"),
+    "old": dict(n_games=6, minutes=4.0, seed=2, kind="old"),
     "test": dict(n_games=2, minutes=6.0, seed=1, min_events_per_class=3),
     "other": SIZES["tiny"]["sets"]["test-other"],  # the tiny reproduction's other-league games
 }
@@ -73,7 +73,7 @@ def one_seed(seed: int, run: Path, data, old, tests: dict, a, cache) -> dict:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", default="data/synthetic")
-    p.add_argument("--old-data", default="data/synthetic-actions")
+    p.add_argument("--old-data", default="data/synthetic-old")
     p.add_argument("--test", default="data/synthetic-test")
     p.add_argument("--other-test", default="data/synthetic-test-other", help="held-out games of the other league ('' = none)")
     p.add_argument("--run", default="runs/quality")

@@ -97,6 +97,7 @@ def resumable_train(stage: str, run, **kwargs) -> dict:
     for p in [run / "last.pt", *run.glob("epoch-*.pt")]: p.unlink()  # finished: the table reads best.pt and the summary only
     return summary
 
+# %% ../nbs/15_ablations.ipynb #ffcb52a2
 def train_variant(v: Variant, seed: int, out, data, old, sizes: dict, profile: str = "tiny", overrides=None, cache_dir=None) -> dict:
     "Train `v` with `seed` under `out/<name>/seed<seed>/train` (its pretraining shared in `out/<v.pretraining>/`); seconds per stage."
     out, p, f = Path(out), sizes["pretrain_epochs"], sizes["finetune_epochs"]
@@ -125,8 +126,9 @@ def game_scores(model, cfg, games_dir, raw_dir, device="cpu", cache_dir=None) ->
         save_raw(path, scores, cfg.data.stride, video_info(g.video).grid_frames, g.rel, cfg.post, cfg.profile)  # (frames of the 25 fps grid)
     return tuning_games(raw_dir, games_dir)
 
+# %% ../nbs/15_ablations.ipynb #df142714
 def score_variant(v: Variant, seed: int, out, tests: dict, val=None, trials: int = 60, cache_dir=None) -> dict:
-    "Scores of `v`'s model of `seed` on each set of `tests` ({league: folder}) with the default Soft-NMS, and tuned on `val` if given."
+    "Scores of `v`'s model of `seed` on each set of `tests` ({league: folder}) with the untuned Soft-NMS, and tuned on `val` if given."
     folder = Path(out) / v.name / f"seed{seed}"
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model, cfg = load_spotter(folder / "train" / "best.pt", device)
@@ -144,6 +146,7 @@ REQUEST, SCORES = "ablations.json", "scores.json"
 def _say(progress: bool, line: str):
     if progress: print(line, file=sys.stderr, flush=True)
 
+# %% ../nbs/15_ablations.ipynb #58638cd8
 def start_ablations(out, request: dict) -> Path:
     "Folder `out` recording `request`: new, or holding the same request (anything else is refused)."
     out, p = Path(out), Path(out) / REQUEST
@@ -153,12 +156,14 @@ def start_ablations(out, request: dict) -> Path:
     else: atomic_write(p, json.dumps(request, indent=1))
     return out
 
+# %% ../nbs/15_ablations.ipynb #2d98a3d4
 def finished_row(path, v: Variant) -> dict:
     "The scores of a finished row (`scores.json` at `path`), refused if `v`'s definition changed since it was trained."
     held = json.loads(Path(path).read_text())
     if "variant" in held: same_request(path, held["variant"], json_ready(asdict(v)), f"definition of variant {v.name} as when it was trained")
     return held
 
+# %% ../nbs/15_ablations.ipynb #c110a7d0
 def run_ablations(out, data, old, val, tests: dict, profile: str = "tiny", sizes: dict | None = None, overrides=None,
                   cache_dir=None, rows: Sequence[Row] = ROWS, progress: bool = True, on_row=None) -> dict:
     "Train and score every variant of `rows` for each seed into `out`, skipping those finished; `{variant: {seed: scores}}` (`on_row`: called with it after each one trained)."

@@ -8,19 +8,15 @@ import json, os, re, warnings, zipfile, zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from .labels import BALL_LABELS, OLD_LABELS, TEAMS, OLD_TEAMS
 from .files import InputError, atomic_write, atomic_path, safe_join
 
 # %% auto #0
-__all__ = ['MAX_POSITION', 'VISIBILITIES', 'VIDEO_SUFFIXES', 'MAX_ENTRY', 'BALL_VIDEOS', 'BALL_LABEL_FILES', 'ACTION_VIDEOS',
-           'ACTION_LABEL_FILES', 'TRUTH_FILE', 'TRUTH_ARRAYS', 'position_to_frame', 'frame_to_position',
-           'parse_game_time', 'format_game_time', 'game_time_of', 'Annotation', 'BallLabels', 'ActionLabels',
-           'Prediction', 'Predictions', 'read_ball_labels', 'read_action_labels', 'write_ball_labels',
-           'write_action_labels', 'read_predictions', 'write_predictions', 'game_rel', 'write_game_predictions',
-           'write_submission', 'read_submission', 'Game', 'find_games', 'truth_path', 'write_truth', 'read_truth',
-           'flip_truth']
+__all__ = ['MAX_POSITION', 'VISIBILITIES', 'VIDEO_SUFFIXES', 'MAX_ENTRY', 'BALL_VIDEOS', 'BALL_LABEL_FILES', 'OLD_VIDEOS',
+           'OLD_LABEL_FILES', 'position_to_frame', 'frame_to_position', 'parse_game_time', 'format_game_time',
+           'game_time_of', 'Annotation', 'BallLabels', 'OldLabels', 'Prediction', 'Predictions', 'read_ball_labels',
+           'read_old_labels', 'write_ball_labels', 'write_old_labels', 'read_predictions', 'write_predictions',
+           'game_rel', 'write_game_predictions', 'write_submission', 'read_submission', 'Game', 'find_games']
 
 # %% ../nbs/01_annotations.ipynb #ca157198
 def position_to_frame(position_ms: int, fps: float = 25.0) -> int:
@@ -65,6 +61,7 @@ class Annotation:
 
     def frame(self, fps: float = 25.0) -> int: return position_to_frame(self.position, fps)
 
+# %% ../nbs/01_annotations.ipynb #48b8df68
 @dataclass
 class BallLabels:
     "A `Labels-ball.json` file: the ball actions of one game (one video)."
@@ -84,8 +81,9 @@ class BallLabels:
         "`(frame, label, team)` of every annotation, sorted by frame."
         return sorted((a.frame(fps), a.label, a.team) for a in self.annotations)
 
+# %% ../nbs/01_annotations.ipynb #196f6b18
 @dataclass
-class ActionLabels:
+class OldLabels:
     "A `Labels-v2.json` file: the old action labels of one game (two videos, one per half)."
     url_local: str
     annotations: list[Annotation]  # position counts from the start of its half's video
@@ -211,10 +209,10 @@ def read_ball_labels(path) -> BallLabels:
                       url_youtube=c.string(obj, "UrlYoutube", required=False, default=""),
                       extra={k: v for k, v in obj.items() if k not in _KNOWN_TOP}, path=str(path))
 
-def read_action_labels(path) -> ActionLabels:
+def read_old_labels(path) -> OldLabels:
     "Read and validate an old action-spotting `Labels-v2.json` file."
     obj, c = _load_json(path), _Checker(path)
-    return ActionLabels(url_local=c.url_local(obj), annotations=_read_annotations(c, obj, OLD_LABELS, OLD_TEAMS),
+    return OldLabels(url_local=c.url_local(obj), annotations=_read_annotations(c, obj, OLD_LABELS, OLD_TEAMS),
                         url_youtube=c.string(obj, "UrlYoutube", required=False, default=""),
                         extra={k: v for k, v in obj.items() if k not in _KNOWN_TOP})
 
@@ -230,7 +228,7 @@ def write_ball_labels(path, labels: BallLabels) -> Path:
     obj = {**obj, **labels.extra, "annotations": [_annotation_json(a) for a in labels.annotations]}
     return atomic_write(path, json.dumps(obj, indent=1, ensure_ascii=False))
 
-def write_action_labels(path, labels: ActionLabels) -> Path:
+def write_old_labels(path, labels: OldLabels) -> Path:
     "Write `labels` as a `Labels-v2.json` file, atomically."
     obj = {"UrlLocal": labels.url_local, "UrlYoutube": labels.url_youtube, **labels.extra,
            "annotations": [_annotation_json(a) for a in labels.annotations]}
@@ -321,7 +319,7 @@ def read_submission(src, labels=BALL_LABELS, teams=TEAMS) -> dict[str, Predictio
 # %% ../nbs/01_annotations.ipynb #0954f09b
 BALL_VIDEOS = ("224p.mp4", "720p.mp4")  # preferred first, then any other `<height>p.mp4` (lowest first)
 BALL_LABEL_FILES = ("Labels-ball.json", "Labels-Ball.json")
-ACTION_VIDEOS = (("1_224p.mkv", "2_224p.mkv"), ("1_720p.mkv", "2_720p.mkv"), ("1_224p.mp4", "2_224p.mp4"))  # then other `1_<height>p`
+OLD_VIDEOS = (("1_224p.mkv", "2_224p.mkv"), ("1_720p.mkv", "2_720p.mkv"), ("1_224p.mp4", "2_224p.mp4"))  # then other `1_<height>p`
 _OTHER_VIDEO = re.compile(r"^(?:([12])_)?(\d+)p\.(mp4|mkv)$")  # `<height>p.mp4`, `1_<height>p.mkv`, ...
 
 def _ball_videos(files: set) -> list[str]:
@@ -329,39 +327,39 @@ def _ball_videos(files: set) -> list[str]:
     other = sorted((int(m[2]), n) for n in files if (m := _OTHER_VIDEO.match(n)) and m[1] is None and m[3] == "mp4")
     return [n for n in BALL_VIDEOS if n in files] + [n for _, n in other if n not in BALL_VIDEOS]
 
-def _action_videos(files: set) -> list[str]:
+def _old_videos(files: set) -> list[str]:
     "The first and second half videos of an old-label game (the first must exist), preferred pair first."
     other = sorted((m[3] != "mkv", int(m[2]), n) for n in files if (m := _OTHER_VIDEO.match(n)) and m[1] == "1")  # mkv first, then by height
-    pairs = [*ACTION_VIDEOS, *((n, "2" + n[1:]) for *_, n in other)]
+    pairs = [*OLD_VIDEOS, *((n, "2" + n[1:]) for *_, n in other)]
     return next(([n for n in pair if n in files] for pair in pairs if pair[0] in files), [])
-ACTION_LABEL_FILES = ("Labels-v2.json",)
+OLD_LABEL_FILES = ("Labels-v2.json",)
 
 @dataclass
 class Game:
     "One game folder found on disk."
     root: Path  # the folder searched
     rel: str  # league/season/game, relative to root
-    video: Path | None  # the game's video (first half's for actions games)
+    video: Path | None  # the game's video (first half's for old games)
     labels: Path | None  # its label file; None for inference-only games
-    kind: str  # "ball" or "actions"
+    kind: str  # "ball" or "old"
     videos: tuple = ()  # every video of the game, in half order
 
     @property
     def path(self) -> Path: return Path(self.root) / self.rel
 
-    def read_labels(self) -> BallLabels | ActionLabels | None:
+    def read_labels(self) -> BallLabels | OldLabels | None:
         "The parsed label file, or None when the game has none."
         if self.labels is None: return None
-        return read_ball_labels(self.labels) if self.kind == "ball" else read_action_labels(self.labels)
+        return read_ball_labels(self.labels) if self.kind == "ball" else read_old_labels(self.labels)
 
 def _first(folder: Path, names, files: set):
     return next((folder / n for n in names if n in files), None)
 
 def find_games(root, kind: str | None = None) -> list[Game]:
-    "Every game folder under `root` (recursively), sorted by `rel`; `kind` keeps only 'ball' or 'actions' games."
+    "Every game folder under `root` (recursively), sorted by `rel`; `kind` keeps only 'ball' or 'old' games."
     root = Path(root)
     if not root.is_dir(): raise InputError(root, "root", "an existing folder of games")
-    if kind not in (None, "ball", "actions"): raise ValueError(f"kind: expected None, 'ball' or 'actions', got {kind!r}")
+    if kind not in (None, "ball", "old"): raise ValueError(f"kind: expected None, 'ball' or 'old', got {kind!r}")
     games, chains = [], {str(root): {os.path.realpath(root)}}  # each walked folder: the real folders on its way from root
     for d, dirs, files in os.walk(root, followlinks=True):  # links to game folders are games (`rel`: the link's path)
         chain = chains.pop(d)
@@ -375,7 +373,7 @@ def find_games(root, kind: str | None = None) -> list[Game]:
         for x in files:
             if os.path.islink(os.path.join(d, x)) and not os.path.exists(os.path.join(d, x)):
                 warnings.warn(f"{Path(d) / x}: a link to {os.readlink(os.path.join(d, x))}, which does not exist; skipped", stacklevel=2)
-        odd = [x for x in dirs if x in (*BALL_LABEL_FILES, *ACTION_LABEL_FILES) or _OTHER_VIDEO.match(x)]
+        odd = [x for x in dirs if x in (*BALL_LABEL_FILES, *OLD_LABEL_FILES) or _OTHER_VIDEO.match(x)]
         if odd: raise InputError(Path(d) / odd[0], "game file", "a file (this is a folder)")  # else the game would silently vanish
         folder, files = Path(d), set(files)
         rel = folder.relative_to(root).as_posix()
@@ -383,64 +381,8 @@ def find_games(root, kind: str | None = None) -> list[Game]:
         lab = _first(folder, BALL_LABEL_FILES, files)
         if (vids or lab) and kind in (None, "ball"):
             games.append(Game(root, rel, vids[0] if vids else None, lab, "ball", tuple(vids)))
-        vids = [folder / n for n in _action_videos(files)]
-        lab = _first(folder, ACTION_LABEL_FILES, files)
-        if (vids or lab) and kind in (None, "actions"):
-            games.append(Game(root, rel, vids[0] if vids else None, lab, "actions", tuple(vids)))
+        vids = [folder / n for n in _old_videos(files)]
+        lab = _first(folder, OLD_LABEL_FILES, files)
+        if (vids or lab) and kind in (None, "old"):
+            games.append(Game(root, rel, vids[0] if vids else None, lab, "old", tuple(vids)))
     return sorted(games, key=lambda g: (g.rel, g.kind))
-
-# %% ../nbs/01_annotations.ipynb #7e057d5f
-TRUTH_FILE = "ground_truth.npz"  # beside a synthetic ball game's video
-TRUTH_ARRAYS = ("ball_xy", "ball_visible", "ball_height", "ball_velocity", "ball_state", "possession", "last_touch", "camera_x",
-                "ball_player", "ball_closing", "touch", "restart", "replay", "width", "height", "half_length")  # what `read_truth` needs
-
-def truth_path(game) -> Path:
-    "The ground-truth file of a game (a `Game`, a game folder or the file itself)."
-    p = Path(game.path) if isinstance(game, Game) else Path(game)
-    return p / TRUTH_FILE if p.suffix != ".npz" else p
-
-def write_truth(folder, arrays: dict) -> Path:
-    "Write a game's per-frame ground truth `{name: array}` into `folder`, compressed and atomically."
-    path = Path(folder) / TRUTH_FILE
-    with atomic_path(path) as tmp_path:
-        with open(tmp_path, "wb") as fh: np.savez_compressed(fh, **arrays)
-    return path
-
-def read_truth(game) -> dict[str, np.ndarray]:
-    "The vision stage's per-frame targets of a synthetic ball game: `{name: (n_frames, ...) array}`."
-    path = truth_path(game)
-    if not path.is_file(): raise InputError(path, "ground truth", f"a {TRUTH_FILE} written by dudek.synthetic (real games have none)")
-    try:
-        with np.load(path) as z: raw = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise InputError(path, "ground truth", f"a readable .npz file ({e})") from None
-    missing = [k for k in TRUTH_ARRAYS if k not in raw]
-    if missing: raise InputError(path, missing[0], "an array of the ground truth; regenerate the game with dudek synth")
-    vis = raw["ball_visible"].astype(bool)
-    xy = raw["ball_xy"].astype(np.float32) / np.array([raw["width"], raw["height"]], np.float32)
-    hide = lambda a: np.where(vis.reshape(-1, *[1] * (a.ndim - 1)), a, np.nan).astype(np.float32)
-    return {"ball_xy": hide(xy), "ball_visible": vis.astype(np.int64), "ball_height": hide(raw["ball_height"]),
-            "ball_velocity": hide(raw["ball_velocity"]), "ball_state": raw["ball_state"].astype(np.int64),
-            "possession": raw["possession"].astype(np.int64), "last_touch": raw["last_touch"].astype(np.int64),
-            "camera_x": (raw["camera_x"] / raw["half_length"]).astype(np.float32), "ball_player": hide(raw["ball_player"]),
-            "ball_closing": hide(raw["ball_closing"]), "touch": raw["touch"].astype(np.int64),
-            "restart": raw["restart"].astype(np.int64), "replay": raw["replay"].astype(np.int64)}
-
-def _copy(a): return a.clone() if hasattr(a, "clone") else np.array(a, copy=True)
-
-def flip_truth(item: dict) -> dict:
-    "A vision sample seen in a mirror: `frames` (..., W) flipped left-right, x coordinates and sides mirrored."
-    out = dict(item)
-    if "frames" in out:
-        f = out["frames"]
-        out["frames"] = f.flip(-1) if hasattr(f, "flip") and not isinstance(f, np.ndarray) else np.ascontiguousarray(f[..., ::-1])
-    if "ball_xy" in out:
-        xy = _copy(out["ball_xy"]); xy[..., 0] = 1 - xy[..., 0]; out["ball_xy"] = xy
-    if "ball_velocity" in out:
-        v = _copy(out["ball_velocity"]); v[..., 0] = -v[..., 0]; out["ball_velocity"] = v
-    if "camera_x" in out: out["camera_x"] = -out["camera_x"]
-    for k in ("possession", "last_touch", "touch"):
-        if k in out:
-            v = out[k]
-            out[k] = v + (v == 1) * 1 - (v == 2) * 1  # 1 <-> 2, 0 stays
-    return out

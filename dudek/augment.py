@@ -209,6 +209,7 @@ def team_distribution(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
     team = batch["team"]
     return (team == 1).float(), (team >= 0).float()
 
+# %% ../nbs/08_augment.ipynb #5a588c81
 def mixup(batch: dict, rng: np.random.Generator | int | None, n_classes: int, p: float = 0.2, alpha: float = 0.2) -> dict:
     "Blend each clip of `batch` with probability `p` with another clip of it (weight `lam ~ Beta(alpha, alpha)`, `lam >= 0.5`)."
     rng = np.random.default_rng(rng) if not isinstance(rng, np.random.Generator) else rng

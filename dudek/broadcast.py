@@ -261,6 +261,7 @@ def camera_pan(cam: Camera, half: Half, smooth: float = 0.6) -> np.ndarray:
         out[s:e] = seg
     return np.clip(np.round(out), -cam.max_pan, cam.max_pan).astype(np.int64)
 
+# %% ../nbs/04d_broadcast.ipynb #46f05421
 REPLAY_ZOOM = 1.7  # a replay is a close-up
 CLOSE_UP_ZOOM, ZOOM_FRAMES = 1.5, 12  # a live close-up's magnification, reached (and left) over 12 frames
 
@@ -326,6 +327,7 @@ def _darken(frame, mask, top, left, keep=150):
     m = mask[sr, sc]
     view[m] = (view[m].astype(np.uint16) * keep >> 8).astype(np.uint8)
 
+# %% ../nbs/04d_broadcast.ipynb #dc19eb31
 def figure_colours(look: Look, seed: int = 0) -> list[tuple]:
     "Per figure, the 7 colours of its parts (jersey, shorts, socks, skin, hair, boots, prop)."
     rng = np.random.default_rng(seed)
@@ -339,6 +341,7 @@ def figure_colours(look: Look, seed: int = 0) -> list[tuple]:
         out.append((tuple(jersey), tuple(shorts), tuple(jersey), skin, hair, (15, 15, 15), (250, 220, 0)))
     return out
 
+# %% ../nbs/04d_broadcast.ipynb #bea97868
 @dataclass
 class Projection:
     "Per frame and figure, where things land in the picture (all px of the frame)."
@@ -379,6 +382,7 @@ def project_half(cam: Camera, half: Half, pan: np.ndarray | None = None) -> Proj
     return Projection(pan, cols(u + centre[:, None]), rows(v), height, cols(ball_col), rows(ball_row), BALL_RADIUS * up * zoom,
                       cols(bu + centre), rows(bv), source, zoom, zc, zr, replay)
 
+# %% ../nbs/04d_broadcast.ipynb #e09f3991
 REPLAY_TAG = (240, 190, 20)  # the broadcaster's replay tag
 
 def _background(pano, left, width, zoom, col, row):

@@ -14,14 +14,16 @@ from .files import InputError
 from .config import get_config, parse_overrides
 
 # %% auto #0
-__all__ = ['FS_ERRORS', 'app', 'MAX_TOLERANCE', 'DudekApp', 'main', 'config_cmd', 'evaluate_cmd', 'train_cmd', 'infer_cmd',
-           'tune_cmd', 'synth_size', 'synth_cmd', 'parse_sizes', 'reproduce_cmd', 'site_cmd', 'download_cmd']
+__all__ = ['FS_ERRORS', 'OLD_NAMES', 'app', 'MAX_TOLERANCE', 'DudekApp', 'main', 'config_cmd', 'evaluate_cmd', 'train_cmd',
+           'infer_cmd', 'tune_cmd', 'synth_size', 'synth_cmd', 'parse_sizes', 'reproduce_cmd', 'site_cmd',
+           'download_cmd']
 
 # %% ../nbs/90_cli.ipynb #613b9b8f
 # the file system's refusals: printed as `error: <file>: <reason>` (other OSErrors, e.g. of a network, are not)
 FS_ERRORS = {getattr(errno, n) for n in ("ENOSPC", "EDQUOT", "EFBIG", "ENAMETOOLONG", "EACCES", "EPERM", "EROFS", "EISDIR", "ENOTDIR",
                                          "EEXIST", "ENOENT", "ELOOP", "ENOTEMPTY", "EXDEV", "EMLINK", "ETXTBSY", "EBUSY", "ENXIO",
                                          "ENODEV", "EIO", "EMFILE", "ENFILE", "EBADF", "ESTALE") if hasattr(errno, n)}
+OLD_NAMES = {"actions": "old"}  # option values renamed, still accepted (`synth --kind`, `download --task`: the old-label games)
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None):
     "Print a warning as `warning: <message>` on stderr: one line, no source line, no module path."
@@ -168,12 +170,13 @@ def synth_size(height: int) -> tuple[int, int]:
     "Frame size `(height, width)` of a 16:9 video `height` px high, the width rounded to an even number."
     return height, 2 * round(height * 8 / 9)
 
+# %% ../nbs/90_cli.ipynb #472997d5
 @app.command("synth")
 def synth_cmd(out: Path = typer.Argument(..., help="folder to write the games into (created; SoccerNet layout)"),
               games: int = typer.Option(2, min=1, max=10_000, help="number of games"),
               minutes: float = typer.Option(2.0, help="length of each game's video (both halves), in minutes"),
               seed: int = typer.Option(0, min=0, max=2**63 - 1, help="random seed: the same seed makes the same games"),
-              kind: str = typer.Option("ball", help="ball (224p.mp4, Labels-ball.json) or actions (1_224p.mkv, 2_224p.mkv, Labels-v2.json)"),
+              kind: str = typer.Option("ball", help="ball (224p.mp4, Labels-ball.json) or old (old labels, for pretraining: 1_224p.mkv, 2_224p.mkv, Labels-v2.json; 'actions': its old name, still accepted)"),
               league: str = typer.Option("synthetic_league", help="the look of the games: synthetic_league, other_league, third_league, or varied_looks (every game a league of its own, drawn wide)"),
               mix: str = typer.Option("", help="factors of another league's look, e.g. other_league:ball,zoom (kits, keepers, grass, ball, zoom, light, shadow, stripes)"),
               min_events: int = typer.Option(0, "--min-events", min=0, max=100, help="at least this many events of every label and team per game (ball games)"),
@@ -185,6 +188,7 @@ def synth_cmd(out: Path = typer.Argument(..., help="folder to write the games in
               replays: float = typer.Option(0.3, help="chance of a replay (a slowed close-up; events meanwhile are 'not shown') after a goal, shot or foul")):
     "Write synthetic games (videos and labels in SoccerNet's layout) under OUT; print each game folder."
     from dudek.synthetic import synthesize  # it checks every option (and that OUT is writable) before writing anything
+    kind = OLD_NAMES.get(kind, kind)
     for folder in synthesize(out, n_games=games, minutes=minutes, seed=seed, kind=kind, league=league, min_events_per_class=min_events,
                              rare_boost=rare_boost, size=synth_size(height), workers=workers, variability=variability,
                              first_game=first_game, replays=replays, mix=mix): print(folder)
@@ -199,7 +203,7 @@ def parse_sizes(items) -> dict:
     return {k: value(v) for k, v in parse_overrides(items, "--size").items()}
 
 @app.command("reproduce")
-def reproduce_cmd(profile: str = typer.Option("tiny", help="tiny (CPU, synthetic games, about 14 min on 2 cores) or paper (the write-up's recipe, GPU)"),
+def reproduce_cmd(profile: str = typer.Option("tiny", help="tiny (CPU, synthetic games, a quarter of an hour on 2 cores) or paper (the write-up's recipe, GPU)"),
                   data: Optional[Path] = typer.Option(None, help="a folder of SoccerNet ball-action games (default: synthetic games)"),
                   old_data: Optional[Path] = typer.Option(None, "--old-data", help="old-label games (Labels-v2.json) to pretrain on"),
                   run: Path = typer.Option(Path("runs/reproduce"), "--run-dir", "--out", help="the run folder (new or empty; with --resume, a run to continue; --out: its old name, still accepted)"),
@@ -240,10 +244,11 @@ def site_cmd(run: Path = typer.Argument(..., help="a run folder of dudek reprodu
 # cli: download
 @app.command("download")
 def download_cmd(out: Path = typer.Argument(..., help="folder that receives the games"),
-                 task: str = typer.Option("ball", help="ball (Team-BAS 2025 games) or actions (older games, for pretraining)"),
+                 task: str = typer.Option("ball", help="ball (Team-BAS 2025 games) or old (the old-label games, for pretraining; 'actions': its old name, still accepted)"),
                  split: Optional[List[str]] = typer.Option(None, help="train, valid, test, challenge (repeatable; default: all)"),
-                 password: Optional[str] = typer.Option(None, envvar="SOCCERNET_PASSWORD", help="the NDA password for the videos (actions)")):
+                 password: Optional[str] = typer.Option(None, envvar="SOCCERNET_PASSWORD", help="the NDA password for the videos (old)")):
     "Download SoccerNet games with the SoccerNet package's downloader (the password is used, never stored)."
     from dudek.download import download
-    if task == "actions" and not password: password = typer.prompt("SoccerNet password (from the NDA)", hide_input=True)
+    task = OLD_NAMES.get(task, task)
+    if task == "old" and not password: password = typer.prompt("SoccerNet password (from the NDA)", hide_input=True)
     for folder in download(out, task, split or ["train", "valid", "test", "challenge"], password): print(folder)

@@ -22,7 +22,7 @@ __all__ = ['SECTIONS', 'PROFILES', 'LIMITS', 'CHOICES', 'RUN_ID', 'DataConfig', 
 class DataConfig:
     "Where the games are and how clips are cut from them."
     root: str = "data/synthetic"  # a SoccerNet-layout folder of ball-action games
-    old_root: str = "data/synthetic-actions"  # a folder of old action-spotting games (pretraining)
+    old_root: str = "data/synthetic-old"  # a folder of old action-spotting games (pretraining)
     stride: int = 2  # sample every `stride`-th 25 fps frame (2 -> 12.5 fps)
     clip_len: int = 32  # sampled frames per clip
     overlap: int = 8  # sampled frames shared by consecutive inference clips (tiny: 8, chosen from the speed and quality sweep in `12_infer`)
@@ -179,12 +179,14 @@ def set_field(cfg: Config, key: str, value, source="override") -> None:
     _check_value(key, value, source)
     setattr(obj, name, value)
 
+# %% ../nbs/03_config.ipynb #a355a3d1
 def check_config(cfg: Config, source="config") -> Config:
     "`cfg`, after the checks that involve several fields."
     if cfg.data.overlap >= cfg.data.clip_len:
         raise InputError(source, "data.overlap", f"fewer sampled frames than data.clip_len ({cfg.data.clip_len}), got {cfg.data.overlap}")
     return cfg
 
+# %% ../nbs/03_config.ipynb #dfa0eeb6
 def parse_overrides(items, option: str = "--set") -> dict[str, Any]:
     "`['train.lr=3e-4', ...]` -> `{'train.lr': '3e-4'}` (a dict passes through); a malformed item names command-line `option`."
     if isinstance(items, dict): return dict(items)
@@ -195,6 +197,7 @@ def parse_overrides(items, option: str = "--set") -> dict[str, Any]:
         out[key.strip()] = value.strip()
     return out
 
+# %% ../nbs/03_config.ipynb #36aada77
 def get_config(profile: str = "tiny", overrides=None, **kwargs) -> Config:
     "The `profile`'s configuration with `overrides` (`['k=v']` or `{k: v}`) and keyword overrides applied."
     if profile not in PROFILES: raise InputError("--profile", "profile", f"one of {sorted(PROFILES)}, got {profile!r}")
@@ -221,6 +224,7 @@ def load_config(path) -> Config:
     if not isinstance(d, dict): raise InputError(path, "config", "a JSON object")
     return Config.from_dict(d, str(path))
 
+# %% ../nbs/03_config.ipynb #497bf75f
 RUN_ID = "run_id"  # the file holding a run folder's id
 
 def make_run_dir(path, cfg: Config, resume: bool = False) -> Path:

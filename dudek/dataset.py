@@ -50,7 +50,7 @@ def split_games(games: Sequence[Game], n_val: int = 1, n_test: int = 0, seed: in
 
 # %% ../nbs/10_dataset.ipynb #f9f98bc6
 def split_folder(root, cfg, kind: str = "ball", official: bool = True) -> dict[str, list[Game]]:
-    "The `kind` games (`ball` or `actions`) under `root`, split by `split_games` with `cfg`'s `n_val`, `n_test` and seed."
+    "The `kind` games (`ball` or `old`) under `root`, split by `split_games` with `cfg`'s `n_val`, `n_test` and seed."
     data = getattr(cfg, "data", cfg)
     return split_games(find_games(root, kind), data.n_val, data.n_test, getattr(cfg, "seed", 0), official)
 
@@ -98,7 +98,7 @@ def game_videos(game: Game, index: int = 0, include_not_shown: bool = True) -> l
     if labels is None: raise InputError(game.path, "labels", "a label file (training needs labelled games)")
     if game.video is None: raise InputError(game.path, "video", "a video beside the label file")
     paths = [game.video] if game.kind == "ball" else list(game.videos)
-    halves = sorted({a.half for a in labels.annotations} - set(range(1, len(paths) + 1))) if game.kind == "actions" else []
+    halves = sorted({a.half for a in labels.annotations} - set(range(1, len(paths) + 1))) if game.kind == "old" else []
     if halves: raise InputError(game.labels, "annotations", f"halves 1..{len(paths)} (one video per half), got events of half {halves[0]}")
     out = []
     for half, path in enumerate(paths, 1):
@@ -198,7 +198,7 @@ def event_weights(labels: Sequence, balance: float = 0.0) -> np.ndarray | None:
 # %% ../nbs/10_dataset.ipynb #8a7ba740
 def _check_codec(game: Game, codec: Codec):
     wants_old = codec.labels == OLD_LABELS
-    if wants_old != (game.kind == "actions"):
+    if wants_old != (game.kind == "old"):
         expected = "an old action game (Labels-v2.json)" if wants_old else "a ball action game (Labels-ball.json)"
         raise InputError(game.labels or game.path, "labels", f"{expected} for codec {codec.name!r}, got a {game.kind} game")
 

@@ -37,8 +37,8 @@ def unpack(zips, dest) -> list[Path]:
 
 # %% ../nbs/14b_download.ipynb #06c38ee7
 def download(out, task: str = "ball", split: Sequence[str] = SPLITS, password: str | None = None) -> list[Path]:
-    "Download SoccerNet games of `task` ('ball' or 'actions') and `split` into `out` with the SoccerNet package; their folders."
-    if task not in ("ball", "actions"): raise InputError("option", "--task", f"ball or actions, got {task!r}")
+    "Download SoccerNet games of `task` ('ball' or 'old') and `split` into `out` with the SoccerNet package; their folders."
+    if task not in ("ball", "old"): raise InputError("option", "--task", f"ball or old, got {task!r}")
     bad = [s for s in split if s not in SPLITS]
     if bad: raise InputError("option", "--split", f"some of {', '.join(SPLITS)}, got {bad[0]!r}")
     out = check_writable(out, "OUT", folder=True)
@@ -65,9 +65,9 @@ def download(out, task: str = "ball", split: Sequence[str] = SPLITS, password: s
         zips = [z for z in local if z.is_file()]
         if not zips: raise InputError(out / BALL_TASK, "zips", f"the downloaded {', '.join(split)}.zip (none arrived: check your Hugging Face access)")
         return unpack(zips, out / BALL_TASK)
-    return [g.path for g in find_games(out, kind="actions")]
+    return [g.path for g in find_games(out, kind="old")]
 
-SOCCERNET_REPOS = {"ball": "SoccerNet/SN-BAS-2025", "actions": "SoccerNet/SN-Labels and SoccerNet/SoccerNet_raw_HQ"}  # where the downloader fetches from (for messages)
+SOCCERNET_REPOS = {"ball": "SoccerNet/SN-BAS-2025", "old": "SoccerNet/SN-Labels and SoccerNet/SoccerNet_raw_HQ"}  # where the downloader fetches from (for messages)
 
 def _missing_parents(folder: Path) -> list[Path]:
     "`folder` and those of its parents that do not exist yet, deepest first: what `mkdir(parents=True)` is about to make."

@@ -76,10 +76,12 @@ class Event:
     def __post_init__(self):
         if self.old_team == "same": self.old_team = self.team
 
+# %% ../nbs/04_engine.ipynb #48f38615
 def team_side(directions, team: int) -> str:
     "`left` or `right`: the side of the picture that team `team` (0 home, 1 away) plays on, given the teams' `directions` (+1: attacks towards +x, from the left)."
     return "left" if directions[team] > 0 else "right"
 
+# %% ../nbs/04_engine.ipynb #03d735b7
 @dataclass
 class Half:
     "One simulated half: the ball, every figure and the events, one row per frame."
@@ -391,6 +393,7 @@ def att(self: MatchEngine, p, xy=None):
     xy = self.where(p) if xy is None else xy
     return np.array([self.dirs[team_of(p)] * xy[0], xy[1]])
 
+# %% ../nbs/04_engine.ipynb #c8e0e0ad
 @patch
 def receiver(self: MatchEngine, p, lo=8, hi=32, progressive=False):
     "A team-mate of `p` between `lo` and `hi` metres away (others only when nobody is), forward ones preferred."
@@ -401,6 +404,7 @@ def receiver(self: MatchEngine, p, lo=8, hi=32, progressive=False):
     w = np.exp(d[:, 0] * self.dirs[t] / scale) * (((dist >= lo) & (dist <= hi)) + 0.002)
     return qs[self.rng.choice(len(qs), p=w / w.sum())]
 
+# %% ../nbs/04_engine.ipynb #1b66b122
 @patch
 def lead(self: MatchEngine, q, maxlead=3.0):
     "A point up to `maxlead` m ahead of `q` (towards the goal he attacks): where a pass to him is aimed."
@@ -415,11 +419,13 @@ def within(self: MatchEngine, origin, target, lo, hi):
     if lo <= dist <= hi: return np.asarray(target)[:2]
     return _inside_pitch(np.asarray(origin)[:2] + _unit(d) * self.rng.uniform(lo, hi), 3, 3)
 
+# %% ../nbs/04_engine.ipynb #73eca648
 @patch
 def meet(self: MatchEngine, q, frame, ball_xy, incoming):
     "Appointment of `q` to meet the ball at `ball_xy` on `frame`, standing just beyond it."
     self.go(q, frame, _inside_pitch(ball_xy + _unit(incoming) * 0.5, -3, -3))
 
+# %% ../nbs/04_engine.ipynb #05e8964e
 @patch
 def interceptor(self: MatchEngine, p, path, lo, hi):
     "The opponent who can reach `path` (between fractions lo..hi of it) most easily: (figure, index on the path), or None."
@@ -431,6 +437,7 @@ def interceptor(self: MatchEngine, p, path, lo, hi):
             if need < 7.5 and (best is None or need < best[2]): best = (q, i, need)
     return None if best is None else best[:2]
 
+# %% ../nbs/04_engine.ipynb #a0c171d2
 @patch
 def kick_pose(self: MatchEngine, p, frame, towards):
     "Player `p` swings his leg on `frame`, facing `towards`."

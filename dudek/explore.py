@@ -13,10 +13,10 @@ from matplotlib.figure import Figure
 
 from .labels import BALL_LABELS, OLD_LABELS, TEAMS, OLD_TEAMS, swap_team
 from .files import InputError
-from .annotations import (BALL_LABEL_FILES, ACTION_LABEL_FILES, Game, Predictions, find_games,
+from .annotations import (BALL_LABEL_FILES, OLD_LABEL_FILES, Game, Predictions, find_games,
                                frame_to_position, position_to_frame, read_predictions)
 from .video import GRID_FPS, VideoReader
-from .annotations import read_truth, truth_path, flip_truth
+from .truth import read_truth, truth_path, flip_truth
 
 # %% auto #0
 __all__ = ['EVENT_COLUMNS', 'TEAM_COLOURS', 'game_name', 'game_events', 'event_table', 'label_order', 'label_counts',
@@ -48,11 +48,11 @@ def game_events(game: Game, fps: float = 25.0) -> pd.DataFrame:
     return df
 
 def event_table(root, kind: str | None = None, fps: float = 25.0) -> pd.DataFrame:
-    "One row per event of every labelled game under `root` (`kind`: only 'ball' or 'actions' games)."
+    "One row per event of every labelled game under `root` (`kind`: only 'ball' or 'old' games)."
     games = find_games(root, kind)
     if not games:
         raise InputError(root, "games", f"a folder holding SoccerNet games ({BALL_LABEL_FILES[0]} or "
-                                        f"{ACTION_LABEL_FILES[0]} beside their videos), found none")
+                                        f"{OLD_LABEL_FILES[0]} beside their videos), found none")
     labelled = [g for g in games if g.labels is not None]
     if not labelled:
         raise InputError(root, "label files", f"at least one game with a label file (found {len(games)} game(s) without)")
@@ -65,7 +65,7 @@ def event_table(root, kind: str | None = None, fps: float = 25.0) -> pd.DataFram
 def label_order(table: pd.DataFrame) -> list[str]:
     "The labels a table can hold, in official order: the 12 ball labels and/or the 17 old ones."
     kinds = set(table["kind"])
-    return (list(BALL_LABELS) if "ball" in kinds or not kinds else []) + (list(OLD_LABELS) if "actions" in kinds else [])
+    return (list(BALL_LABELS) if "ball" in kinds or not kinds else []) + (list(OLD_LABELS) if "old" in kinds else [])
 
 def label_counts(table: pd.DataFrame, by: str | None = None) -> pd.Series | pd.DataFrame:
     "Events per label in official order (0 for absent labels); `by` a column name: one column per value of it."
@@ -140,6 +140,7 @@ def flip_events(table: pd.DataFrame) -> pd.DataFrame:
     out["team"] = [swap_team(t) if t in TEAMS else t for t in table["team"]]
     return out
 
+# %% ../nbs/05_explore.ipynb #4567f6ec
 def mirror_frame(frame: np.ndarray) -> np.ndarray:
     "Frame(s) `(..., H, W, C)` flipped left to right."
     return np.ascontiguousarray(np.asarray(frame)[..., ::-1, :])
@@ -171,7 +172,7 @@ def draw_events(ax, image: np.ndarray, events: pd.DataFrame | None = None, predi
 
 # %% ../nbs/05_explore.ipynb #b78c86a6
 def as_game(game) -> Game:
-    "`game` itself if it is a `Game`, else the one game in folder `game` (a ball game before an actions game)."
+    "`game` itself if it is a `Game`, else the one game in folder `game` (a ball game before an old game)."
     if isinstance(game, Game): return game
     found = find_games(game)
     here = [g for g in found if g.rel == "."] or found
@@ -277,6 +278,7 @@ def visibility_counts(table: pd.DataFrame) -> pd.DataFrame:
     out["share_not_shown"] = out["not shown"] / out["events"].where(out["events"] > 0)
     return out
 
+# %% ../nbs/05_explore.ipynb #03effcf5
 def replay_spans(game) -> list[tuple[int, int]]:
     "The replays of a synthetic ball game as (first frame, last frame + 1), from its ground truth ([] without one)."
     game = as_game(game)
@@ -325,7 +327,7 @@ def plot_events_per_minute(table: pd.DataFrame, bin_s: float = 60.0) -> Figure:
     fig = Figure(figsize=(7, 3.2), layout="constrained")
     ax = fig.subplots()
     for (game, kind, video), g in r.groupby(["game", "kind", "video"], sort=True):
-        name = game.rsplit("/", 1)[-1] + (f" (half {video})" if kind == "actions" else "")
+        name = game.rsplit("/", 1)[-1] + (f" (half {video})" if kind == "old" else "")
         line, = ax.step(np.append(g.start_s, g.start_s.iloc[-1] + bin_s) / 60, np.append(g.per_minute, g.per_minute.iloc[-1]),
                         where="post", label=name)
         ht = table.attrs.get("halftime_ms", {}).get(game)

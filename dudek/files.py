@@ -54,6 +54,7 @@ def write_target(path, what: str = "output") -> tuple[Path, bool]:
     if mode is not None and not stat.S_ISREG(mode): raise InputError(path, what, f"a file path, got a {_what(mode)}")
     return Path(os.path.realpath(path)), False  # a link (even a dangling one) is written at its target and stays a link
 
+# %% ../nbs/00a_files.ipynb #8e4871fc
 def _named(e: OSError, path, tmp) -> OSError:
     "`e`, naming `path` where it named the temporary `tmp` or nothing (a full disk: the file being written is the one to name)."
     if e.filename == str(tmp) or (e.filename is None and e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)):
@@ -88,12 +89,14 @@ def atomic_path(path):
         raise named from None
     finally: Path(tmp).unlink(missing_ok=True)  # (gone already after a rename)
 
+# %% ../nbs/00a_files.ipynb #f33cbb5f
 def atomic_write(path, data: bytes | str) -> Path:
     "Write `data` (text as UTF-8) to `path` atomically (in place into a device, FIFO or stream)."
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(data.encode() if isinstance(data, str) else data)
     return Path(path)
 
+# %% ../nbs/00a_files.ipynb #aecbc45e
 @contextmanager
 def scratch_dir(beside):
     "Yield a temporary folder beside `beside` for a job's scratch files; it goes afterwards (or, if this process is killed, at the next `remove_stale_temps`)."
@@ -103,6 +106,7 @@ def scratch_dir(beside):
     try: yield tmp
     finally: shutil.rmtree(tmp, ignore_errors=True)
 
+# %% ../nbs/00a_files.ipynb #b75da9e9
 @contextmanager
 def atomic_dir(path):
     "Yield a temporary folder beside `path`; on success it takes the place of `path` (and of all it held), on failure it goes. A link to a folder stays a link."
@@ -118,6 +122,7 @@ def atomic_dir(path):
                 os.replace(tmp, path)
         else: os.replace(tmp, path)
 
+# %% ../nbs/00a_files.ipynb #4402e2d5
 TEMP_NAME = re.compile(r"^\..+\.pid(\d+)\..*tmp$")  # what atomic_path, atomic_dir and scratch_dir name their temporaries
 
 def _running(pid: int) -> bool:

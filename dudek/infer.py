@@ -47,6 +47,7 @@ def load_trained(path, device="cpu") -> tuple[TDEED, Config]:
         raise InputError(path, "model", f"the weights of a T-DEED (this checkpoint is of stage {meta.get('stage', '?')!r}): {e.expected}") from None
     return model.to(device).eval(), cfg
 
+# %% ../nbs/12_infer.ipynb #cb0352bb
 BALL_HEADS = ("merged", "two_head")  # the heads that spot ball actions with teams
 
 def load_spotter(path, device="cpu") -> tuple[TDEED, Config]:
@@ -206,6 +207,7 @@ def nms_fields(post: PostConfig) -> dict:
     "The Soft-NMS fields of `post` (the rest of post-processing, the test-time flip, belongs to the checkpoint and `--tta`)."
     return {k: getattr(post, k) for k in NMS_FIELDS}
 
+# %% ../nbs/12_infer.ipynb #8db9c07c
 def nms_post(d: dict, source, post: PostConfig | None = None) -> PostConfig:
     "`post` (default: the defaults) with the Soft-NMS fields of `d`, each checked; an old file's `flip_tta` is ignored, any other key is an error."
     cfg = Config(post=PostConfig(**asdict(post)) if post else PostConfig())
@@ -215,6 +217,7 @@ def nms_post(d: dict, source, post: PostConfig | None = None) -> PostConfig:
         set_field(cfg, f"post.{k}", v, str(source))
     return cfg.post
 
+# %% ../nbs/12_infer.ipynb #cc18d146
 def save_raw(path, scores: np.ndarray, stride: int, n_frames: int, source: str = "", post: PostConfig | None = None,
              profile: str = "") -> Path:
     "Write a video's per-frame scores `(n_sampled, 25)` with their stride and frame count, and the Soft-NMS `post` and `profile` of the checkpoint that made them, compressed and atomically."
@@ -225,6 +228,7 @@ def save_raw(path, scores: np.ndarray, stride: int, n_frames: int, source: str =
                                 source=np.str_(source), **made_by)
     return Path(path)
 
+# %% ../nbs/12_infer.ipynb #ed4234d2
 def _scalar(raw: dict, k: str, kind: str, path):
     "Field `k` of a loaded npz: one value of numpy kind `kind` ('i' integer, 'U' text)."
     a = raw[k]
@@ -232,6 +236,7 @@ def _scalar(raw: dict, k: str, kind: str, path):
         raise InputError(path, k, f"one {'integer' if kind == 'i' else 'text'} value, as dudek infer --raw writes")
     return a.item()
 
+# %% ../nbs/12_infer.ipynb #e275d823
 def load_raw(path) -> dict:
     "`{scores, stride, n_frames, source, post, profile}` of a raw-scores file, every field checked (`post`, `profile`: None in a file written before they were recorded)."
     path = Path(path)
@@ -257,6 +262,7 @@ def load_raw(path) -> dict:
         set_field(Config(), "profile", profile, str(path))  # a known profile
     return {"scores": s, "stride": stride, "n_frames": n_frames, "source": str(raw.get("source", "")), "post": post, "profile": profile}
 
+# %% ../nbs/12_infer.ipynb #dd3b3c51
 def read_params(path, post: PostConfig | None = None) -> PostConfig:
     "`post` (default: the defaults) with the Soft-NMS parameters of JSON file `path`: nms_window, nms_threshold, nms_per_team, each checked; the rest of `post` (its flip_tta) stays."
     path = Path(path)
@@ -266,6 +272,7 @@ def read_params(path, post: PostConfig | None = None) -> PostConfig:
     if not isinstance(d, dict): raise InputError(path, "post", "a JSON object of Soft-NMS fields, e.g. {\"nms_window\": 34}")
     return nms_post(d, path, post)
 
+# %% ../nbs/12_infer.ipynb #9b9df01f
 def write_params(path, post: PostConfig, extra: dict | None = None) -> Path:
     "Write Soft-NMS parameters as JSON: `post`'s Soft-NMS fields under the key 'post', and `extra` beside (e.g. the score that chose them)."
     return atomic_write(path, json.dumps({"post": nms_fields(post), **(extra or {})}, indent=1) + "\n")

@@ -34,6 +34,7 @@ class Look:
     boards: tuple = ((200, 40, 40), (240, 240, 240), (30, 60, 160))
     view: float = 0.40  # the camera's zoom (Camera.view)
 
+# %% ../nbs/04c_looks.ipynb #742de1f1
 @dataclass(frozen=True)
 class League:
     "The range of looks of one league's games."
@@ -63,6 +64,7 @@ LEAGUES = {
 
 VARIED = "varied_looks"  # not a league: every game draws a league of its own (`draw_league`)
 
+# %% ../nbs/04c_looks.ipynb #981ee4fe
 def draw_league(rng: np.random.Generator) -> League:
     "A league drawn wide, for one game: any two kits and keepers, any bright ball (white to saturated), greens from dull to deep, zoom, light, shadow and stripes over and past the named leagues' ranges."
     h, s, v = rng.uniform(0, 1), rng.uniform(0, 0.9), rng.uniform(0.85, 1.0)
@@ -77,6 +79,7 @@ def draw_league(rng: np.random.Generator) -> League:
                   view=float(rng.uniform(0.32, 0.50)), view_spread=0.03, grass_spread=float(rng.uniform(6, 16)),
                   light_spread=float(rng.uniform(0.03, 0.12)), shadow=(shadow, shadow + float(rng.uniform(0, 0.2))), stripe=float(rng.uniform(0.03, 0.15)))
 
+# %% ../nbs/04c_looks.ipynb #f9575ab6
 def sample_look(rng: np.random.Generator, league: str | League = "synthetic_league", variability: float = 1.0) -> Look:
     "A random look of a game of `league` (a name in `LEAGUES`, `VARIED`, or a `League`); `variability` scales every random spread."
     if league == VARIED: league = draw_league(rng)
@@ -109,6 +112,7 @@ def mix_factors(mix: str) -> tuple[str, list[str]]:
         raise ValueError(f"mix: expected {donor}:<factor>,... with factors of {list(FACTORS)}, got {mix!r}")
     return donor, names
 
+# %% ../nbs/04c_looks.ipynb #48be524e
 def mixed_league(league: str, mix: str = "") -> League:
     "`league` with the factors that `mix` names taken from another league: `'other_league:ball,zoom'` (`''`: `league` as it is)."
     if league not in LEAGUES: raise ValueError(f"league: expected one of {sorted(LEAGUES)}, got {league!r}")
@@ -116,6 +120,7 @@ def mixed_league(league: str, mix: str = "") -> League:
     donor, names = mix_factors(mix)
     return replace(LEAGUES[league], **{f: getattr(LEAGUES[donor], f) for n in names for f in FACTORS[n][0]})
 
+# %% ../nbs/04c_looks.ipynb #3e974757
 def mixed_look(rng_seed, league: str, mix: str, variability: float = 1.0) -> Look:
     "The look that `league`'s draws from `rng_seed` give, with only the factors `mix` names drawn as in the league they come from."
     look = sample_look(np.random.default_rng(rng_seed), league, variability)

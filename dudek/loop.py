@@ -37,6 +37,7 @@ def class_weights(n_classes: int, fg_weight: float = 5.0) -> torch.Tensor:
     w[0] = 1.0
     return w
 
+# %% ../nbs/10b_loop.ipynb #ebfc8d7c
 def classification_loss(logits: torch.Tensor, batch: dict, weight: torch.Tensor) -> torch.Tensor:
     "Weighted mean cross-entropy of `logits` (B, T, C) against the batch's `target_probs` (mixup) or `target_class`."
     weight = weight.to(logits.device)
@@ -50,6 +51,7 @@ def team_loss(team_logit: torch.Tensor, batch: dict) -> torch.Tensor:
     bce = F.binary_cross_entropy_with_logits(team_logit.float(), p_right, reduction="none")
     return (weight * bce).sum() / weight.sum().clamp_min(1e-8)
 
+# %% ../nbs/10b_loop.ipynb #dc4ea865
 def spotting_loss(out: dict, batch: dict, tcfg: TrainConfig) -> dict:
     "`loss` = ce_weight x weighted CE + disp_weight x displacement MSE (+ team_weight x team BCE), and its parts."
     logits = out["class_logits"]
@@ -72,12 +74,14 @@ def make_optimizer(model: nn.Module, tcfg: TrainConfig) -> torch.optim.AdamW:
     fused = all(p.device.type in ("cpu", "cuda") for p in decay + no_decay)  # one kernel for all parameters: 4x faster on this CPU
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=tcfg.lr, fused=fused)
 
+# %% ../nbs/10b_loop.ipynb #c547937a
 def lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
     "Multiplier of the peak learning rate at `step`: linear warm-up, then cosine to 0 at `total_steps`."
     if step < warmup_steps: return (step + 1) / warmup_steps
     if step >= total_steps: return 0.0
     return 0.5 * (1.0 + math.cos(math.pi * (step - warmup_steps) / max(1, total_steps - warmup_steps)))
 
+# %% ../nbs/10b_loop.ipynb #72e4b53f
 def make_scheduler(optimizer, steps_per_epoch: int, epochs: int, warmup_epochs: int) -> torch.optim.lr_scheduler.LambdaLR:
     "Per-step schedule: `warmup_epochs` of linear warm-up then cosine to zero over exactly `epochs` epochs."
     total, warmup = steps_per_epoch * epochs, min(steps_per_epoch * warmup_epochs, steps_per_epoch * epochs)
@@ -111,6 +115,7 @@ def rng_state() -> dict:
             "python": {"version": version, "state": torch.tensor(py_state, dtype=torch.int64), "gauss": py_gauss},
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
+# %% ../nbs/10b_loop.ipynb #11798dba
 def set_rng_state(state: dict):
     "Restore the random states saved by `rng_state`."
     torch.set_rng_state(state["torch"])
@@ -120,6 +125,7 @@ def set_rng_state(state: dict):
     random.setstate((p["version"], tuple(int(x) for x in p["state"].tolist()), p["gauss"]))
     if state.get("cuda") and torch.cuda.is_available(): torch.cuda.set_rng_state_all(state["cuda"])
 
+# %% ../nbs/10b_loop.ipynb #79562d07
 def seed_everything(seed: int):
     "Seed torch, numpy and Python's `random`."
     torch.manual_seed(seed); np.random.seed(seed % 2**32); random.seed(seed)
@@ -139,6 +145,7 @@ class DistInfo:
     @property
     def active(self) -> bool: return self.world > 1
 
+# %% ../nbs/10b_loop.ipynb #3caed4dc
 def init_distributed(device: str | None = None) -> DistInfo:
     "Join the process group that `torchrun` describes in the environment (or none); pick the device."
     rank, world, local = (int(os.environ.get(k, d)) for k, d in (("RANK", 0), ("WORLD_SIZE", 1), ("LOCAL_RANK", 0)))
@@ -148,12 +155,14 @@ def init_distributed(device: str | None = None) -> DistInfo:
         dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     return DistInfo(rank, world, local, device)
 
+# %% ../nbs/10b_loop.ipynb #4ffb2b9e
 def finish_distributed(info: DistInfo):
     "Wait for every process (rank 0 may still be writing), then leave the process group."
     if info.active and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
 
+# %% ../nbs/10b_loop.ipynb #a7a46b30
 class ShardSampler(Sampler):
     "Indices `k * world + rank` of `n` items, whole batches only, starting after `start_batch` batches."
     def __init__(self, n: int, batch_size: int, rank: int = 0, world: int = 1, start_batch: int = 0):
@@ -179,11 +188,13 @@ def write_metrics(run, history: list[dict]) -> None:
     writer.writerows(history)
     atomic_write(run / "metrics.csv", buf.getvalue())
 
+# %% ../nbs/10b_loop.ipynb #4905e5e9
 def read_metrics(run) -> list[dict]:
     "The per-epoch metrics of a run folder (empty before the first epoch ends; undefined numbers are None)."
     path = Path(run) / "metrics.json"
     return json.loads(path.read_text()) if path.exists() else []
 
+# %% ../nbs/10b_loop.ipynb #60fb20a4
 def _tensorboard(run):
     "A TensorBoard writer in `run/tb` when `tensorboard` is installed, else None."
     try:
@@ -202,22 +213,27 @@ class Task:
     batch_hook: Callable[[dict, int, int], dict] | None = None  # (batch, epoch, step) -> batch, e.g. mixup
     export: Callable[[nn.Module], nn.Module] | None = None  # the part of the trained module `best.pt` keeps (default: all)
 
+# %% ../nbs/10b_loop.ipynb #bc158c44
 def precision_name(device, amp: bool = True) -> str:
     "What `train.amp` = `amp` computes in on `device`: bfloat16, float16 or float32 (a run's summary records it: the same seed gives other numbers in another)."
     return str(amp_dtype(device, amp) or torch.float32).removeprefix("torch.")
 
+# %% ../nbs/10b_loop.ipynb #fc4bc66b
 def quiet_default(quiet: bool | None = None) -> bool:
     "`quiet` if given, else whether the environment says `DUDEK_QUIET=1`."
     return os.environ.get("DUDEK_QUIET", "") not in ("", "0") if quiet is None else bool(quiet)
 
+# %% ../nbs/10b_loop.ipynb #93752542
 def to_device(batch: dict, device) -> dict:
     "Move the tensors of a batch to `device`."
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
+# %% ../nbs/10b_loop.ipynb #90d7505c
 def _better(value, best, mode: str) -> bool:
     if value is None or (isinstance(value, float) and math.isnan(value)): return False
     return best is None or (value < best if mode == "min" else value > best)
 
+# %% ../nbs/10b_loop.ipynb #0218e56e
 def _reduce_sums(sums: dict, info: DistInfo, device) -> dict:
     "Sum the running sums over the processes of a run."
     if not info.active or not sums: return sums
@@ -226,6 +242,7 @@ def _reduce_sums(sums: dict, info: DistInfo, device) -> dict:
     dist.all_reduce(t)
     return dict(zip(keys, t.tolist()))
 
+# %% ../nbs/10b_loop.ipynb #3de0df76
 def check_step(values: dict, run, epoch: int, step: int) -> None:
     "Stop the run with one line when a part of this step's loss (`values`: numbers) is NaN or infinite (its checkpoints stay those of the last good epoch)."
     bad = {k: v for k, v in values.items() if not math.isfinite(v)}
@@ -234,6 +251,7 @@ def check_step(values: dict, run, epoch: int, step: int) -> None:
 
 POSITION = ("epoch", "step", "history", "best", "sums")  # where a run stands: what last.pt keeps beside the training state
 
+# %% ../nbs/10b_loop.ipynb #30ce95c8
 def _restore(run: Path, device, own_id, model, opt, sched, scaler, ema) -> dict:
     "Load `run`'s last.pt into the model, optimiser, scheduler, scaler, EMA and random generators; return its position."
     if not (run / "last.pt").exists(): raise InputError(run, "--resume", "a run folder holding last.pt (nothing to resume here)")
@@ -248,6 +266,7 @@ def _restore(run: Path, device, own_id, model, opt, sched, scaler, ema) -> dict:
     set_rng_state(ck["rng"])
     return {k: ck[k] for k in POSITION}
 
+# %% ../nbs/10b_loop.ipynb #051cd634
 def _end_epoch(run: Path, record: dict, pos: dict, task: Task, tcfg, state: Callable, weights: Callable, tb, quiet: bool):
     "The main process's writing at an epoch's end: best.pt (when `task.select` improved), epoch-NNN.pt (keeping `keep_epochs`), last.pt, metrics.json, TensorBoard and the epoch line."
     epoch, value, trained = record["epoch"], record.get(task.select) if task.select else None, weights(record)
@@ -268,6 +287,7 @@ def _end_epoch(run: Path, record: dict, pos: dict, task: Task, tcfg, state: Call
         shown = {k: v for k, v in record.items() if k in ("train_loss", "val_loss", "team_map", "map", "lr", "clips_per_s")}
         print(f"epoch {epoch}/{tcfg.epochs} " + " ".join(f"{k}={v:.4g}" for k, v in shown.items()), flush=True)
 
+# %% ../nbs/10b_loop.ipynb #dda5cd62
 def model_state(model: nn.Module) -> dict:
     "The state dict of `model` (unwrapped from DDP), on the CPU."
     model = getattr(model, "module", model)
@@ -390,11 +410,12 @@ def fit(model: nn.Module, train_set: Dataset, task: Task, run, cfg: Config, resu
 
 # %% ../nbs/10b_loop.ipynb #1b1f1801
 def labelled_games(root, kind: str) -> list[Game]:
-    "The labelled games of `kind` (ball or actions) under `root`; none is an error."
+    "The labelled games of `kind` (ball or old) under `root`; none is an error."
     games = [g for g in find_games(root, kind=kind) if g.labels is not None]
     if not games: raise InputError(root, "games", f"a folder with labelled {'ball action' if kind == 'ball' else 'old action'} games")
     return games
 
+# %% ../nbs/10b_loop.ipynb #8bc84ee5
 def run_summary(run: Path, stage: str, history: list[dict], task: Task, extra: dict) -> dict:
     "A finished run's summary (`summary.json`): its best epoch by `task.select`, the seconds spent training, waiting for data and validating, and `extra`."
     best = None

@@ -257,6 +257,7 @@ def long_kernel(kernel_size: int, k: float) -> int:
     n = round((kernel_size + 1) * k)
     return n + 1 if n % 2 == 0 else n
 
+# %% ../nbs/09_model.ipynb #4362607c
 class ChannelAffine(nn.Module):
     "`x * weight + bias` per channel (last dim): a depthwise 1x1 convolution, without the convolution."
     def __init__(self, dim: int, init_std: float = 0.1):
@@ -265,6 +266,7 @@ class ChannelAffine(nn.Module):
 
     def forward(self, x): return x * self.weight + self.bias  # (..., C) -> (..., C)
 
+# %% ../nbs/09_model.ipynb #d5f0c337
 def _depthwise(dim: int, kernel_size: int, init_std: float) -> nn.Conv1d:
     conv = nn.Conv1d(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
     nn.init.normal_(conv.weight, 0, init_std); nn.init.zeros_(conv.bias)
@@ -290,6 +292,7 @@ class SGPBranches(nn.Module):
         instant = self.fc(x) * F.relu(self.global_fc(x.mean(1, keepdim=True)))  # (B, T, C)
         return window.transpose(1, 2), instant  # (B, T, C) each
 
+# %% ../nbs/09_model.ipynb #9f98ce48
 class FeedForward(nn.Module):
     "`x + MLP(GroupNorm(16)(x))` on `(B, T, C)`, MLP `C -> 4C -> C` with GELU."
     def __init__(self, dim: int):
@@ -300,6 +303,7 @@ class FeedForward(nn.Module):
         h = self.norm(x.transpose(1, 2)).transpose(1, 2)  # GroupNorm wants (B, C, T)
         return x + self.fc2(F.gelu(self.fc1(h)))  # (B, T, C)
 
+# %% ../nbs/09_model.ipynb #57f3ed09
 class SGPBlock(nn.Module):
     "One SGP block on `(B, T, C)`: layer norm, window + instant branches, residual, then GroupNorm + MLP residual."
     def __init__(self, dim: int, kernel_size: int = 5, k: float = 4):
@@ -329,6 +333,7 @@ class SGPMixer(nn.Module):
         out = F.gelu(self.concat(torch.cat([wz, wx, iz, ix, z, x], -1)))  # (B, T, 6C) -> (B, T, C)
         return self.ffn(out)
 
+# %% ../nbs/09_model.ipynb #6310ced4
 class SGPEncoderDecoder(nn.Module):
     "T-DEED's temporal U-Net: `n_layers` x (SGP block, max-pool time by 2), a bottleneck block, then mixers + blocks back up."
     def __init__(self, dim: int, n_layers: int = 2, kernel_size: int = 5, k: float = 4):

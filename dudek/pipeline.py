@@ -57,13 +57,13 @@ def course_notebooks(nbs=None) -> Path:
 # %% ../nbs/14_report.ipynb #b57038e4
 SIZES: dict[str, dict] = {
     "tiny": {"sets": {"train": dict(n_games=5, minutes=4.0, seed=0, rare_boost=3.0, min_events_per_class=2),
-                      "old": dict(n_games=2, minutes=3.0, seed=2, kind="actions"),
+                      "old": dict(n_games=2, minutes=3.0, seed=2, kind="old"),
                       "val": dict(n_games=2, minutes=3.0, seed=3, min_events_per_class=1),
                       "test": dict(n_games=2, minutes=6.0, seed=1, min_events_per_class=3),
                       "test-other": dict(n_games=2, minutes=6.0, seed=1, min_events_per_class=3, league="other_league")},
              "pretrain_epochs": 1, "finetune_epochs": 10, "clips_per_epoch": 400, "trials": 60, "tta": "", "overrides": {}},
     "paper": {"sets": {"train": dict(n_games=7, minutes=20.0, seed=0, rare_boost=3.0, min_events_per_class=2),
-                       "old": dict(n_games=20, minutes=20.0, seed=2, kind="actions"),
+                       "old": dict(n_games=20, minutes=20.0, seed=2, kind="old"),
                        "val": dict(n_games=2, minutes=20.0, seed=3, min_events_per_class=2),
                        "test": dict(n_games=2, minutes=20.0, seed=1, min_events_per_class=3),
                        "test-other": dict(n_games=2, minutes=20.0, seed=1, min_events_per_class=3, league="other_league")},
@@ -73,7 +73,7 @@ SIZES: dict[str, dict] = {
 BUDGET_S: dict[str, dict[str, float]] = {  # seconds per stage of the `tiny` profile: the slower of seeds 0 and 1, each run alone
     # on the 2-core reference CPU on 2026-12-07, bf16, colour jitter (rounded up, 2 s at least; 820 and 796 s in all, 13 min 59 s
     # and 13 min 34 s of wall time with the site: benchmarks/results/reproduce_tiny.json)
-    "tiny": {"00_labels": 2, "00a_files": 2, "01_annotations": 2, "02_video": 3, "03_config": 3, "04_engine": 3, "04a_plays": 3,
+    "tiny": {"00_labels": 2, "00a_files": 2, "01_annotations": 2, "01a_truth": 2, "02_video": 3, "03_config": 3, "04_engine": 3, "04a_plays": 3,
              "04b_signatures": 4, "04c_looks": 2, "04d_broadcast": 5, "data": 120,  # (04_engine to 04d_broadcast:
              # estimates, their share of the two chapters they were split from, timed side by side on a loaded 2-core CPU)
              "explore": 8, "07_postprocess": 7, "augment": 12, "model": 14, "10_dataset": 6, "train": 518, "infer-val": 25,
@@ -146,7 +146,7 @@ def split_views(data, out, n_val: int = 1, n_test: int = 0, seed: int = 0) -> di
     return {name: link_games(split[name], Path(out) / name) for name in ("val", "test")}
 
 # %% ../nbs/14_report.ipynb #a151079b
-LESSONS = ("00_labels", "00a_files", "01_annotations", "02_video", "03_config", "04_engine", "04a_plays", "04b_signatures",
+LESSONS = ("00_labels", "00a_files", "01_annotations", "01a_truth", "02_video", "03_config", "04_engine", "04a_plays", "04b_signatures",
            "04c_looks", "04d_broadcast")
 
 def plan(run, profile: str = "tiny", data=None, old_data=None, sizes: dict | None = None, from_scratch: bool = False,
@@ -479,7 +479,7 @@ def report_markdown(metrics: dict, figures: dict[str, str], config_rows: Sequenc
                   f"{_fmt(other.get('team_map_at1_present_labels'))} | {_fmt(other.get('map_at1'))} |"]
     if val:
         d = val.get("default") or {}
-        lines += [f"| validation, default Soft-NMS | {_fmt(d.get('team_map'))} | {_fmt(d.get('team_map_present'))} | {_fmt(d.get('map'))} |",
+        lines += [f"| validation, untuned Soft-NMS | {_fmt(d.get('team_map'))} | {_fmt(d.get('team_map_present'))} | {_fmt(d.get('map'))} |",
                   f"| validation, tuned ({val.get('trials')} trials) | {_fmt(val.get('team_map_at1_tuned'))} | "
                   f"{_fmt(val.get('team_map_at1_present_labels_tuned'))} | {_fmt(val.get('map_at1_tuned'))} |", "",
                   "Tuned Soft-NMS: " + ", ".join(f"`{k}` = {v:.4g}" if isinstance(v, float) else f"`{k}` = {v}" for k, v in (val.get("post") or {}).items())]

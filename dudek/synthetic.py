@@ -15,8 +15,9 @@ import numpy as np
 
 from .labels import OLD_TEAMS
 from .files import InputError, atomic_dir, check_writable, remove_stale_temps
-from .annotations import (Annotation, BallLabels, ActionLabels, format_game_time, frame_to_position,
-                               write_ball_labels, write_action_labels, write_truth)
+from .annotations import (Annotation, BallLabels, OldLabels, format_game_time, frame_to_position,
+                               write_ball_labels, write_old_labels)
+from .truth import write_truth
 from .video import write_video
 from .engine import FPS, HALF_LENGTH, BALL_HELD, REFEREE, Event, Half, Quota, team_of
 from .plays import simulate_half  # the whole engine: the plays complete MatchEngine
@@ -24,8 +25,9 @@ from .looks import LEAGUES, VARIED, Look, sample_look, mixed_league, mixed_look
 from .broadcast import Camera, Projection, Renderer, project_half
 
 # %% auto #0
-__all__ = ['TOUCH_DV', 'TOUCH_REACH', 'CLUBS', 'KINDS', 'MAX_GAME', 'half_truth', 'GameSpec', 'SyntheticGame', 'game_seed',
-           'half_frames', 'simulate_game', 'game_labels', 'video_names', 'write_game', 'check_options', 'synthesize']
+__all__ = ['TOUCH_DV', 'TOUCH_REACH', 'CLUBS', 'KINDS', 'SEED_NAMES', 'MAX_GAME', 'half_truth', 'GameSpec', 'SyntheticGame',
+           'game_seed', 'half_frames', 'simulate_game', 'game_labels', 'video_names', 'write_game', 'check_options',
+           'synthesize']
 
 # %% ../nbs/04e_synthetic.ipynb #9d16836d
 TOUCH_DV, TOUCH_REACH = 1.5, 1.5  # a touch changes the ball's velocity by more than 1.5 m/s with a player within 1.5 m
@@ -66,7 +68,7 @@ def half_truth(cam: Camera, half: Half, proj: Projection) -> dict[str, np.ndarra
 CLUBS = ("Ashford Rovers", "Bexley Town", "Carrow City", "Dunmore United", "Eastwick Athletic", "Fenwick Albion",
          "Glenford Wanderers", "Harrowgate", "Ilkham Borough", "Kingsmere", "Langley Park", "Marston Villa",
          "Northgate", "Oakhurst County", "Penbury", "Queensbridge", "Redmoor", "Stanton Forest", "Tarnley", "Westbrook")
-KINDS = ("ball", "actions")
+KINDS = ("ball", "old")
 
 @dataclass
 class GameSpec:
@@ -74,7 +76,7 @@ class GameSpec:
     index: int  # game number: different numbers, different games
     seed: int = 0
     minutes: float = 2.0  # video length (both halves)
-    kind: str = "ball"  # "ball" (Labels-ball.json, one video) or "actions" (Labels-v2.json, a video per half)
+    kind: str = "ball"  # "ball" (Labels-ball.json, one video) or "old" (Labels-v2.json, a video per half)
     league: str = "synthetic_league"
     variability: float = 1.0
     min_events: int = 0  # at least this many events of every label and team (ball games)
@@ -92,14 +94,19 @@ class SyntheticGame:
     camera: Camera
     halves: list  # [Half, Half]
 
-def game_seed(spec: GameSpec) -> list[int]:
-    return [spec.seed, spec.index, zlib.crc32(f"{spec.league}/{spec.kind}".encode())]
+# %% ../nbs/04e_synthetic.ipynb #4f136028
+SEED_NAMES = {"old": "actions"}  # a kind's name in the games' seeds: the one it had when they were first drawn (renaming it changes no game)
 
+def game_seed(spec: GameSpec) -> list[int]:
+    return [spec.seed, spec.index, zlib.crc32(f"{spec.league}/{SEED_NAMES.get(spec.kind, spec.kind)}".encode())]
+
+# %% ../nbs/04e_synthetic.ipynb #0687432c
 def half_frames(minutes: float) -> tuple[int, int]:
     "Frames of the two halves of a `minutes` long video (whole seconds each)."
     seconds = max(2, int(round(minutes * 60)))
     return seconds // 2 * FPS, (seconds - seconds // 2) * FPS
 
+# %% ../nbs/04e_synthetic.ipynb #a65f96be
 def simulate_game(spec: GameSpec) -> SyntheticGame:
     "Play the game `spec` describes; raises ValueError when `min_events` cannot be met in its length."
     rng = np.random.default_rng(game_seed(spec))
@@ -128,8 +135,8 @@ def _visible(proj: Projection, cam: Camera, half: Half, e: Event) -> bool:
     c, r = proj.ball_col[e.frame], proj.ball_row[e.frame]
     return bool(0 <= c < cam.width and 0 <= r < cam.height)
 
-def game_labels(game: SyntheticGame, projections: Sequence[Projection]) -> BallLabels | ActionLabels:
-    "The `Labels-ball.json` (ball games) or `Labels-v2.json` (actions games) content of `game`."
+def game_labels(game: SyntheticGame, projections: Sequence[Projection]) -> BallLabels | OldLabels:
+    "The `Labels-ball.json` (ball games) or `Labels-v2.json` (old games) content of `game`."
     url = game.rel + "/"
     anns = []
     if game.spec.kind == "ball":
@@ -150,13 +157,15 @@ def game_labels(game: SyntheticGame, projections: Sequence[Projection]) -> BallL
             team = OLD_TEAMS[2] if e.old_team is None else OLD_TEAMS[e.old_team]  # the old label's own team ("Ball out of play": none)
             anns.append(Annotation(format_game_time(half.half, pos / 1000), e.old, pos, team,
                                    "visible" if _visible(proj, game.camera, half, e) else "not shown"))
-    return ActionLabels(url, anns)
+    return OldLabels(url, anns)
 
+# %% ../nbs/04e_synthetic.ipynb #ca7340c0
 def video_names(spec: GameSpec) -> list[str]:
-    "File names of a game's videos: `224p.mp4` (ball) or `1_224p.mkv`, `2_224p.mkv` (actions); `<height>p` for other sizes."
+    "File names of a game's videos: `224p.mp4` (ball) or `1_224p.mkv`, `2_224p.mkv` (old); `<height>p` for other sizes."
     res = f"{spec.size[0]}p"
     return [f"{res}.mp4"] if spec.kind == "ball" else [f"1_{res}.mkv", f"2_{res}.mkv"]
 
+# %% ../nbs/04e_synthetic.ipynb #3a48a3eb
 def write_game(game: SyntheticGame, out) -> Path:
     "Render, encode and write `game` under `out`, whole or not at all (into a temporary folder that then takes its place)."
     folder = Path(out) / game.rel
@@ -174,7 +183,7 @@ def write_game(game: SyntheticGame, out) -> Path:
             write_ball_labels(tmp / "Labels-ball.json", game_labels(game, projs))
         else:
             for name, h, p in zip(names, game.halves, projs): write_video(tmp / name, renderer.frames(h, p), fps=FPS)
-            write_action_labels(tmp / "Labels-v2.json", game_labels(game, projs))
+            write_old_labels(tmp / "Labels-v2.json", game_labels(game, projs))
     return folder
 
 # %% ../nbs/04e_synthetic.ipynb #78ff3013

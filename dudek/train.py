@@ -61,6 +61,7 @@ class MixedClips(Dataset):
         ds = self.old if source else self.ball
         return {**ds[i % len(ds)], "source": source}
 
+# %% ../nbs/11_train.ipynb #7f427fc0
 class JointTDEED(nn.Module):
     "A T-DEED plus a class head for the old labels (joint training); `model` is the ball-action T-DEED."
     def __init__(self, model: TDEED):
@@ -73,6 +74,7 @@ class JointTDEED(nn.Module):
         disp = m.disp_head(x).squeeze(-1)  # (B, T)
         return {**m.class_head(x), "displacement": disp}, {**self.old_head(x), "displacement": disp}
 
+# %% ../nbs/11_train.ipynb #e6bbb295
 def joint_loss(net: nn.Module, batch: dict, tcfg: TrainConfig) -> dict:
     "Sum of the ball head's loss on ball clips and the old head's loss on old clips (a part without clips counts 0)."
     ball_out, old_out = net(batch["frames"])
@@ -105,16 +107,18 @@ def stage_config(stage: str, profile: str = "tiny", overrides=None, data=None, o
 
 STAGE_DEFAULTS: dict[str, dict] = {"vision": VISION_DEFAULTS}  # per-stage defaults under the user's overrides
 
+# %% ../nbs/11_train.ipynb #f6dffc59
 def _splits(root, kind: str, cfg: Config, final: bool) -> dict[str, list[Game]]:
     games = labelled_games(root, kind)
     if final: return {"train": split_games(games, 0, 0, cfg.seed, official=False)["train"], "val": [], "test": []}
     return split_games(games, cfg.data.n_val, cfg.data.n_test, cfg.seed)
 
+# %% ../nbs/11_train.ipynb #1a6f3912
 def _objective(stage: str, model: TDEED, train_set: Dataset, cfg: Config, codec, cache_dir=None) -> tuple:
     "What a stage trains: `(module, clips, loss, batch hook, export)`. Joint training wraps the T-DEED with the old labels' head and mixes old-label clips in; the others train it alone, with mixup as the batch hook."
     if stage == "joint":
         old_codec = get_codec("old")
-        old_split = _splits(cfg.data.old_root, "actions", cfg, True)
+        old_split = _splits(cfg.data.old_root, "old", cfg, True)
         old_set = ClipDataset(old_split["train"], cfg, old_codec, seed=cfg.seed + 1, augment=ClipAugment(cfg.augment, old_codec), cache_dir=cache_dir)
         return (JointTDEED(model), MixedClips(train_set, old_set, cfg.data.clips_per_epoch, cfg.seed),
                 lambda m, b: joint_loss(m, b, cfg.train), None, lambda m: m.model)
@@ -124,6 +128,7 @@ def _objective(stage: str, model: TDEED, train_set: Dataset, cfg: Config, codec,
                                             cfg.augment.p_mixup, cfg.augment.mixup_alpha)
     return model, train_set, lambda m, b: spotting_loss(m(b["frames"]), b, cfg.train), hook, None
 
+# %% ../nbs/11_train.ipynb #71579553
 def train_stage(stage: str, run, data=None, old_data=None, profile: str = "tiny", overrides=None, init=None,
                 resume: bool = False, final: bool = False, from_scratch: bool = False, quiet: bool | None = None,
                 checkpoint_steps: int = 0, cache_dir=None, export=None) -> dict:
@@ -157,7 +162,7 @@ def train_stage(stage: str, run, data=None, old_data=None, profile: str = "tiny"
     model = build_model(cfg)
     init_info = load_init(model, init, init_ck) if init is not None else None
     augment = ClipAugment(cfg.augment, codec)
-    kind = "actions" if stage == "pretrain" else "ball"
+    kind = "old" if stage == "pretrain" else "ball"
     split = _splits(cfg.data.old_root if stage == "pretrain" else cfg.data.root, kind, cfg, final)
     train_set = ClipDataset(split["train"], cfg, codec, seed=cfg.seed, augment=augment, cache_dir=cache_dir)
     device = info.device

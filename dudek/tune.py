@@ -36,9 +36,11 @@ class TuningGame:
     post: PostConfig | None = None  # the checkpoint's Soft-NMS (None: a raw file written before it was recorded)
     profile: str | None = None  # the checkpoint's profile
 
+# %% ../nbs/13_tune.ipynb #f4b83ca7
 def _made_by(g: TuningGame) -> str:
     return "no post-processing recorded" if g.post is None else f"{nms_fields(g.post)}, profile {g.profile}"
 
+# %% ../nbs/13_tune.ipynb #1fd301ba
 def tuning_games(raw, labels) -> list[TuningGame]:
     "Every labelled ball game under `labels` with its `raw_scores.npz` under `raw` (same relative path), all scored by one checkpoint."
     raw = Path(raw)
@@ -56,6 +58,7 @@ def tuning_games(raw, labels) -> list[TuningGame]:
         out.append(game)
     return out
 
+# %% ../nbs/13_tune.ipynb #6051dbec
 def default_post(games: Sequence[TuningGame]) -> tuple[PostConfig, str | None]:
     "What tuning must beat: the Soft-NMS of the checkpoint that made `games`' scores and its profile; the tiny defaults and None for raw files from before dudek recorded them."
     return (games[0].post, games[0].profile) if games and games[0].post is not None else (PostConfig(), None)
@@ -97,10 +100,12 @@ def suggest_post(trial: optuna.Trial) -> PostConfig:
                       nms_threshold=trial.suggest_float("nms_threshold", *SPACE["nms_threshold"], log=True),
                       nms_per_team=trial.suggest_categorical("nms_per_team", [True, False]))
 
+# %% ../nbs/13_tune.ipynb #67ae8a4b
 def in_space(post: PostConfig) -> bool:
     "Whether the study can propose `post` (a first trial outside `SPACE` is not one Optuna accepts)."
     return all(lo <= getattr(post, k) <= hi for k, (lo, hi) in SPACE.items())
 
+# %% ../nbs/13_tune.ipynb #8d3747e7
 def objective(games: Sequence[TuningGame]):
     "The study's objective over `games`: Team-mAP@1 (over the labels present) of a trial's parameters."
     def f(trial: optuna.Trial) -> float:
@@ -110,6 +115,7 @@ def objective(games: Sequence[TuningGame]):
         return s["team_map_present"]
     return f
 
+# %% ../nbs/13_tune.ipynb #e1f781cd
 _RACES = ("already exists", "database is locked", "UNIQUE constraint")
 
 def _again(fn, tries: int = 20):
@@ -120,12 +126,14 @@ def _again(fn, tries: int = 20):
             if k == tries - 1 or not any(r in f"{e} {e.__cause__}" for r in _RACES): raise
             time.sleep(random.uniform(0.05, 0.3))
 
+# %% ../nbs/13_tune.ipynb #05715c8d
 def _storage_file(storage: str, path: Path) -> Path:
     "The file of a local storage, its folder made: or one line, before any trial, that says why it cannot be."
     try: path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise InputError(storage, "--storage", f"a file in a folder that can be made ({path.parent}: {e.strerror or e})") from None
     return check_writable(path, "--storage")
 
+# %% ../nbs/13_tune.ipynb #11223c97
 def _locking(store):
     "An SQLite `store` whose transactions take the write lock as they begin (`BEGIN IMMEDIATE`). SQLite ignores `SELECT ... FOR UPDATE`, so without it two processes both read a queued trial as waiting and both run it (the second then fails to report it)."
     from sqlalchemy import event
@@ -136,6 +144,7 @@ def _locking(store):
     store.engine.dispose()  # (connections opened before the hooks)
     return store
 
+# %% ../nbs/13_tune.ipynb #cb8e12db
 def open_storage(storage: str):
     "An Optuna storage from a URL (`sqlite:///...`, `postgresql://...`) or `journal:<file>` (several local processes)."
     if storage.startswith("journal:"):
@@ -152,12 +161,14 @@ def open_storage(storage: str):
     except Exception as e: raise InputError(storage, "--storage", f"sqlite:///FILE, journal:FILE or a database URL ({type(e).__name__}: {e})") from None
     return _locking(store) if sqlite else store
 
+# %% ../nbs/13_tune.ipynb #9e330f0c
 def _create(store, name: str) -> bool:
     "Create study `name` in `store` unless it exists; whether this call created it."
     try: store.create_new_study([optuna.study.StudyDirection.MAXIMIZE], name)
     except optuna.exceptions.DuplicatedStudyError: return False  # another process was first, or a rerun
     return True
 
+# %% ../nbs/13_tune.ipynb #6482832d
 def open_study(storage: str, name: str = "soft-nms", seed: int = 0, first: Sequence[PostConfig] = (PostConfig(),)) -> optuna.Study:
     "The study `name` in `storage`, maximising, created if new with `first` as its first trials; its TPE sampler seeded by `seed` + the trials it holds."
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -173,6 +184,7 @@ def open_study(storage: str, name: str = "soft-nms", seed: int = 0, first: Seque
                 study.enqueue_trial(dict(p), skip_if_exists=True)
     return study
 
+# %% ../nbs/13_tune.ipynb #c7bda346
 def finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     "The study's finished trials (not the running, failed or killed ones)."
     return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
@@ -197,6 +209,7 @@ def optimize(study: optuna.Study, games: Sequence[TuningGame], trials: int, time
         if main: signal.signal(signal.SIGINT, previous)
     if asked: raise KeyboardInterrupt
 
+# %% ../nbs/13_tune.ipynb #8dc81ce9
 def tune(raw, labels, out, trials: int = 100, storage: str | None = None, study: str = "soft-nms", seed: int = 0,
          timeout: float | None = None) -> dict:
     "Tune Soft-NMS on the saved scores `raw` of the labelled games `labels`; write the best parameters to `out` (JSON)."

@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 from .files import atomic_path, atomic_write, json_ready
 from .config import Config, make_run_dir, provenance
 from .model import FrameEncoder, load_checkpoint, save_checkpoint
+from .truth import SIDE_ARRAYS
 from .dataset import VisionFrames, make_loader, split_games
 from .loop import DistInfo, Task, fit, init_distributed, labelled_games, precision_name, run_summary, seed_everything, to_device
 
@@ -40,6 +41,7 @@ class VisionTask:
     @property
     def width(self) -> int: return self.n_classes or self.dims
 
+# %% ../nbs/10c_vision.ipynb #e09a1dce
 def vision_tasks(truths: Sequence[dict]) -> list[VisionTask]:
     "The tasks of per-frame ground-truth arrays `{name: (n_frames, ...)}` of several games (names in sorted order)."
     tasks = []
@@ -47,6 +49,7 @@ def vision_tasks(truths: Sequence[dict]) -> list[VisionTask]:
         arrs = [np.asarray(t[name]) for t in truths]
         if np.issubdtype(arrs[0].dtype, np.integer) or arrs[0].dtype == bool:
             k = int(max(a.max() for a in arrs)) + 1
+            if name in SIDE_ARRAYS: k = max(k, 3)  # none, left, right: the flip makes right of a left seen alone
             counts = sum(np.bincount(a[a >= 0].ravel(), minlength=k) for a in arrs).astype(np.float64)
             freq = counts / max(counts.sum(), 1)
             w = np.where(counts > 0, 1 / np.sqrt(np.maximum(freq, 1e-12)), 1.0)  # 1/sqrt(frequency): a 5% class counts 4x a 80% one
@@ -57,6 +60,7 @@ def vision_tasks(truths: Sequence[dict]) -> list[VisionTask]:
             tasks.append(VisionTask(name, dims=flat.shape[1], mean=mean.tolist(), std=np.where(std > 1e-6, std, 1.0).tolist()))
     return tasks
 
+# %% ../nbs/10c_vision.ipynb #50a33086
 class VisionNet(nn.Module):
     "A frame encoder with one linear head per vision task: `(B, T, 3, H, W)` -> `{task: (B, T, width)}`."
     def __init__(self, encoder: FrameEncoder, tasks: Sequence[VisionTask]):
@@ -68,6 +72,7 @@ class VisionNet(nn.Module):
         x = self.encoder(frames)  # (B, T, D)
         return {name: head(x) for name, head in self.heads.items()}  # (B, T, width) each
 
+# %% ../nbs/10c_vision.ipynb #a3d58056
 def vision_loss(out: dict, batch: dict, tasks: Sequence[VisionTask]) -> dict:
     "Sum over tasks of the cross-entropy (classes) or the MSE of standardised values (regressions), undefined targets ignored."
     parts, total = {}, 0.0
@@ -125,6 +130,7 @@ def vision_metrics(net: VisionNet, dataset: Dataset, batch_size: int, device="cp
             out[f"val_{t.name}_recall"] = float(np.mean(hits[frames > 0] / frames[frames > 0])) if (frames > 0).any() else math.nan
     return out
 
+# %% ../nbs/10c_vision.ipynb #2262635b
 def export_backbone(best, run, cfg: Config, metrics: dict, seconds: float, export=None) -> Path:
     "Write the encoder of vision checkpoint `best` in half precision as `run/backbone.pt` + provenance `backbone.json` (and copies at `export`)."
     sd = load_checkpoint(best)["model"]
@@ -142,6 +148,7 @@ def export_backbone(best, run, cfg: Config, metrics: dict, seconds: float, expor
         atomic_write(export.with_suffix(".json"), json.dumps(prov, indent=1) + "\n")
     return out
 
+# %% ../nbs/10c_vision.ipynb #0f04a86b
 VISION_KEYS = ("model.", "data.frame_height", "data.frame_width", "data.stride", "data.root", "data.num_workers",
                "seed", "train.threads", "train.amp")
 
@@ -150,10 +157,11 @@ def vision_overrides(overrides) -> dict:
     from dudek.config import parse_overrides
     return {k: v for k, v in parse_overrides(overrides).items() if k.startswith(VISION_KEYS)}
 
+# %% ../nbs/10c_vision.ipynb #d0aed014
 def train_vision(cfg: Config, run, resume: bool = False, quiet: bool | None = None, checkpoint_steps: int = 0,
                  cache_dir=None, export=None, info: DistInfo | None = None) -> dict:
     "The vision stage: per-frame multi-task training of the frame encoder on the synthetic ground truth."
-    from dudek.annotations import read_truth, flip_truth
+    from dudek.truth import read_truth, flip_truth
     info, run, t0 = info or init_distributed(), Path(run), time.perf_counter()
     if info.main: make_run_dir(run, cfg, resume)
     if info.active: dist.barrier()

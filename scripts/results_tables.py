@@ -1,6 +1,7 @@
 """Print a README table from its committed results file, so that no figure of the README is typed by hand:
 
     python scripts/results_tables.py reproduce [RESULTS_FILE] [GROUP]   # benchmarks/reproduce_compare.py: the tiny reproduction
+    python scripts/results_tables.py reproduce_times [RESULTS_FILE] [GROUP]   # where its time goes, stage by stage
     python scripts/results_tables.py reproduce_labels [RESULTS_FILE] [GROUP]   # its team AP per label on both leagues
     python scripts/results_tables.py factors     # benchmarks/league_factors.py: what each factor of the other league's look costs
     python scripts/results_tables.py augment     # benchmarks/league_augment.py: augmentations on three leagues' looks
@@ -31,10 +32,27 @@ def reproduce(path=None, group=None) -> str:
             ("mAP@1, test games", [r["training_league"]["map_at1"] for r in runs]),
             ("Team-mAP@1, test games of the other league", [r["other_league"]["team_map_at1"] for r in runs]),
             ("mAP@1, test games of the other league", [r["other_league"]["map_at1"] for r in runs]),
-            ("Team-mAP@1, validation games, default Soft-NMS", [r["validation"]["default"] for r in runs]),
+            ("Team-mAP@1, validation games, untuned Soft-NMS", [r["validation"]["default"] for r in runs]),
             ("Team-mAP@1, validation games, tuned Soft-NMS", [r["validation"]["tuned"] for r in runs])]
     head = ["| | " + " | ".join(f"seed {k}" for k in range(len(runs))) + " | mean [range] |", "|---|" + "---|" * (len(runs) + 1)]
     return "\n".join(head + [_row(name, v) for name, v in rows])
+
+
+def reproduce_times(path=None, group=None) -> str:
+    "Where the tiny reproduction's time goes, from its stages' seconds (`pipeline.json`): a column per seed, then the mean [range]."
+    runs = _runs(path, group)
+    part = lambda r, names: sum(v for k, v in r["stage_seconds"].items() if k in names)
+    rows = [("all stages (min)", [r["seconds"] / 60 for r in runs]),
+            ("training: pretraining and fine-tuning (s)", [part(r, {"train"}) for r in runs]),
+            ("synthetic games (s)", [part(r, {"data"}) for r in runs]),
+            ("inference: validation games, both leagues' test games (s)", [part(r, {"infer-val", "infer-test", "infer-other"}) for r in runs]),
+            ("Soft-NMS tuning (s)", [part(r, {"tune"}) for r in runs]),
+            ("the lessons, report and scoring (s)", [part(r, set(r["stage_seconds"]) - {"train", "data", "infer-val", "infer-test", "infer-other", "tune"})
+                                                      for r in runs])]
+    head = ["| | " + " | ".join(f"seed {k}" for k in range(len(runs))) + " | mean [range] |", "|---|" + "---|" * (len(runs) + 1)]
+    fmt = lambda name, v: f"| {name} | " + " | ".join(f"{x:.1f}" if "min" in name else f"{x:.0f}" for x in v) + (
+        f" | {sum(v) / len(v):.1f} [{min(v):.1f}-{max(v):.1f}] |" if "min" in name else f" | {sum(v) / len(v):.0f} [{min(v):.0f}-{max(v):.0f}] |")
+    return "\n".join(head + [fmt(name, v) for name, v in rows])
 
 
 def reproduce_labels(path=None, group=None) -> str:
@@ -84,7 +102,7 @@ def ablations(path=None, reproduction=None) -> str:
     return "\n".join(lines)
 
 
-TABLES = {f.__name__: f for f in (reproduce, reproduce_labels, factors, augment, ablations)}
+TABLES = {f.__name__: f for f in (reproduce, reproduce_times, reproduce_labels, factors, augment, ablations)}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in TABLES: sys.exit(f"usage: python scripts/results_tables.py {{{','.join(TABLES)}}} [RESULTS_FILE] ...")

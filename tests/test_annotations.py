@@ -7,7 +7,7 @@ import fastcore.test as ft
 from dudek.files import InputError
 from dudek.annotations import (Annotation, Prediction, Predictions, position_to_frame,
                                frame_to_position, parse_game_time, format_game_time, game_time_of, read_ball_labels,
-                               write_ball_labels, read_action_labels, write_action_labels, read_predictions,
+                               write_ball_labels, read_old_labels, write_old_labels, read_predictions,
                                write_predictions, game_rel, write_game_predictions, write_submission, read_submission,
                                find_games)
 
@@ -22,7 +22,7 @@ OLD = {"UrlLocal": "england_epl/2014-2015/2015-02-21 - 18-00 Chelsea 1 - 1 Burnl
 PRED = {"UrlLocal": "england_efl/2019-2020/g/",
         "predictions": [{"gameTime": "1 - 12:30", "label": "PASS", "position": 750020, "half": 1, "confidence": 0.83, "team": "left"},
                         {"gameTime": "1 - 12:31", "label": "SHOT", "position": "751020", "half": 1, "confidence": 0, "team": "right"}]}
-READERS = {"Labels-ball.json": (read_ball_labels, BALL, "annotations"), "Labels-v2.json": (read_action_labels, OLD, "annotations"),
+READERS = {"Labels-ball.json": (read_ball_labels, BALL, "annotations"), "Labels-v2.json": (read_old_labels, OLD, "annotations"),
            "results_spotting.json": (read_predictions, PRED, "predictions")}
 
 
@@ -173,12 +173,12 @@ def test_url_local_may_be_a_video_path(tmp_path):
 
 
 def test_action_labels_round_trip(tmp_path):
-    labels = read_action_labels(_write(tmp_path, "Labels-v2.json", OLD))
+    labels = read_old_labels(_write(tmp_path, "Labels-v2.json", OLD))
     ft.test_eq(labels.extra, {"gameHomeTeam": "Chelsea", "gameScore": "1 - 1"})
     ft.test_eq([a.half for a in labels.annotations], [1, 2])
     ft.test_eq(labels.events(2), [(67_250, "Yellow->red card", "not applicable")])
-    out = write_action_labels(tmp_path / "o" / "Labels-v2.json", labels)
-    ft.test_eq(read_action_labels(out), labels)
+    out = write_old_labels(tmp_path / "o" / "Labels-v2.json", labels)
+    ft.test_eq(read_old_labels(out), labels)
     ft.test_eq(json.loads(out.read_text()), OLD)
 
 
@@ -243,7 +243,7 @@ def test_find_games(tmp_path):
     games = find_games(tmp_path)
     ft.test_eq([(g.rel, g.kind) for g in games],
                [("challenge/england_efl/2019-2020/2019-10-02 - E - F", "ball"), ("labels-only/l/s/g", "ball"),
-                ("old/england_epl/2014-2015/g", "actions"), ("old/england_epl/2014-2015/h", "actions"),
+                ("old/england_epl/2014-2015/g", "old"), ("old/england_epl/2014-2015/h", "old"),
                 ("test/england_efl/2019-2020/2019-10-01 - C - D", "ball"),
                 ("train/england_efl/2019-2020/2019-10-01 - A - B", "ball")])
     by = {g.rel.split("/")[0] + g.rel[-1]: g for g in games}
@@ -256,7 +256,7 @@ def test_find_games(tmp_path):
     ft.test_eq(by["labels-onlyg"].video, None)
     ft.test_eq([v.name for v in by["oldg"].videos], ["1_224p.mkv", "2_224p.mkv"])
     ft.test_eq(by["trainB"].path, tmp_path / "train/england_efl/2019-2020/2019-10-01 - A - B")
-    ft.test_eq([g.rel for g in find_games(tmp_path / "old", kind="actions")], ["england_epl/2014-2015/g", "england_epl/2014-2015/h"])
+    ft.test_eq([g.rel for g in find_games(tmp_path / "old", kind="old")], ["england_epl/2014-2015/g", "england_epl/2014-2015/h"])
     ft.test_eq(find_games(tmp_path / "old", kind="ball"), [])
     ft.test_fail(lambda: find_games(tmp_path / "missing"), contains="an existing folder")
 
@@ -278,9 +278,9 @@ def test_videos_of_other_heights_are_found(tmp_path):
         for n in names: (folder / n).write_bytes(b"")
     games = {(g.rel, g.kind): g for g in find_games(tmp_path)}
     assert games["l/s/ball", "ball"].video.name == "64p.mp4"
-    assert [v.name for v in games["l/s/old", "actions"].videos] == ["1_64p.mkv", "2_64p.mkv"]
+    assert [v.name for v in games["l/s/old", "old"].videos] == ["1_64p.mkv", "2_64p.mkv"]
     assert [v.name for v in games["l/s/both", "ball"].videos] == ["720p.mp4", "64p.mp4"]
-    assert [v.name for v in games["l/s/both", "actions"].videos] == ["1_720p.mkv"]  # the preferred pair, even without its half 2
+    assert [v.name for v in games["l/s/both", "old"].videos] == ["1_720p.mkv"]  # the preferred pair, even without its half 2
 
 
 @pytest.mark.parametrize("text", ["[" * 100_000 + "]" * 100_000, '{"predictions": [' + "9" * 5000 + "]}"])

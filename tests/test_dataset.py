@@ -6,8 +6,8 @@ import pytest
 import torch
 import fastcore.test as ft
 
-from dudek.annotations import (Annotation, ActionLabels, BallLabels, Game, find_games, frame_to_position, game_time_of,
-                               write_action_labels, write_ball_labels)
+from dudek.annotations import (Annotation, OldLabels, BallLabels, Game, find_games, frame_to_position, game_time_of,
+                               write_old_labels, write_ball_labels)
 from dudek.config import get_config
 from dudek.dataset import (OFFICIAL_CHALLENGE, OFFICIAL_TEST, ClipDataset, FrameSource, InferenceClips, VisionFrames, clip_starts,
                            event_anchor, event_targets, game_videos, make_loader, sample_clip, sampled_length, split_games)
@@ -43,7 +43,7 @@ def games(tmp_path_factory):
     folder = root / "old/league/season/old"
     for half, n in ((1, 120), (2, 90)):
         write_video(folder / f"{half}_224p.mkv", (frame_code(1000 * half + i, 32, 56) for i in range(n)), gop=25)
-    write_action_labels(folder / "Labels-v2.json", ActionLabels("league/season/old", [
+    write_old_labels(folder / "Labels-v2.json", OldLabels("league/season/old", [
         ann(10, "Kick-off", "home"), ann(60, "Shots on target", "away"), ann(30, "Goal", "away", half=2),
         ann(89, "Corner", "not applicable", "not shown", half=2)]))
     old, = find_games(root / "old")
@@ -302,6 +302,6 @@ def test_labels_that_do_not_fit_their_videos_are_an_error(tmp_path):
     ft.test_fail(lambda: game_videos(late), contains="got GOAL at 2420 ms and 1 more past its end")
     folder = tmp_path / "old/league/season/old"
     for half in (1, 2): write_video(folder / f"{half}_224p.mkv", (frame_code(i, 32, 56) for i in range(30)), gop=25)
-    write_action_labels(folder / "Labels-v2.json", ActionLabels("league/season/old", [ann(5, "Kick-off", "home"),
+    write_old_labels(folder / "Labels-v2.json", OldLabels("league/season/old", [ann(5, "Kick-off", "home"),
                                                                                      ann(5, "Goal", "away", half=3)]))
     ft.test_fail(lambda: game_videos(find_games(tmp_path / "old")[0]), contains="got events of half 3")

@@ -7,15 +7,15 @@ import pytest
 import fastcore.test as ft
 from matplotlib.figure import Figure
 
-from dudek.annotations import (ActionLabels, Annotation, BallLabels, Prediction, Predictions, find_games,
-                               format_game_time, frame_to_position, write_action_labels, write_ball_labels,
+from dudek.annotations import (OldLabels, Annotation, BallLabels, Prediction, Predictions, find_games,
+                               format_game_time, frame_to_position, write_old_labels, write_ball_labels,
                                write_predictions)
 from dudek.explore import (EVENT_COLUMNS, ClipViewer, GameView, as_game, event_gaps, event_table, events_per_minute,
                            flip_events, label_counts, mirror_frame, plot_event_gaps, plot_events_per_minute, plot_flip,
                            plot_frames, plot_label_counts, plot_team_balance, prediction_table, team_balance)
 from dudek.files import InputError
 from dudek.labels import BALL_LABELS, MERGED, OLD_LABELS, swap_team
-from dudek.annotations import read_truth
+from dudek.truth import read_truth
 from dudek.synthetic import GameSpec, simulate_game, synthesize
 
 MINUTES, SEED = 0.3, 3
@@ -43,7 +43,7 @@ def tiny(tmp_path_factory):
         ann("PASS", 300, "right"), ann("GOAL", 310, "right", "not shown")]))
     write_ball_labels(root / "lg/s/B/Labels-ball.json", BallLabels("lg/s/B/", None, [
         ann("SHOT", 750, "right"), ann("PASS", 12, "left")]))
-    write_action_labels(root / "lg/s/C/Labels-v2.json", ActionLabels("lg/s/C/", [
+    write_old_labels(root / "lg/s/C/Labels-v2.json", OldLabels("lg/s/C/", [
         Annotation("1 - 00:05", "Goal", 5020, "home"), Annotation("2 - 00:03", "Kick-off", 3020, "away")]))
     (root / "lg/s/D").mkdir(parents=True)
     (root / "lg/s/D/224p.mp4").touch()
@@ -61,11 +61,11 @@ def test_event_table_hand_made(tiny):
     ft.test_eq(a.visibility.tolist()[-1], "not shown")
     b = t[t.game == "lg/s/B"]
     ft.test_eq(list(zip(b.frame, b.half)), [(12, 1), (750, 1)])  # sorted; no halftime: half 1
-    c = t[t.kind == "actions"]
+    c = t[t.kind == "old"]
     ft.test_eq(list(zip(c.video, c.half, c.frame, c.label)), [(1, 1, 125, "Goal"), (2, 2, 75, "Kick-off")])
     ft.test_eq(t.attrs["halftime_ms"]["lg/s/A"], 10_000)
     ft.test_eq(len(event_table(tiny, kind="ball")), 7)
-    ft.test_eq(len(event_table(tiny, kind="actions")), 2)
+    ft.test_eq(len(event_table(tiny, kind="old")), 2)
 
 
 def test_event_table_bad_input(tmp_path, tiny):
@@ -111,7 +111,7 @@ def test_team_balance(tiny, synth):
     ft.test_close(b.loc["PASS", "share_left"], 0.75)
     ft.test_close(b[["share_left", "share_right"]].dropna().sum(axis=1).to_numpy(), 1.0)
     ft.test_eq(b.loc["CROSS"].isna()[["share_left", "share_right"]].all(), True)
-    old = team_balance(event_table(tiny, kind="actions"))
+    old = team_balance(event_table(tiny, kind="old"))
     ft.test_eq(old.loc["Goal", ["home", "away"]].tolist(), [1, 0])
     t = event_table(synth)
     ft.test_eq(int(team_balance(t)[["left", "right"]].to_numpy().sum()), len(t))
@@ -124,7 +124,7 @@ def test_flip_events_matches_the_codec(tiny, synth):
     for r, s in zip(t.itertuples(), f.itertuples()):
         ft.test_eq(MERGED.encode(s.label, s.team), MERGED.flip_index[MERGED.encode(r.label, r.team)])
     ft.test_eq(flip_events(f).equals(t), True)
-    old = event_table(tiny, kind="actions")
+    old = event_table(tiny, kind="old")
     ft.test_eq(flip_events(old).equals(old), True)  # home/away are clubs, not sides
 
 
@@ -168,7 +168,7 @@ def test_as_game(tiny, synth):
     ft.test_eq(as_game(g.path).rel, ".")
     ft.test_eq(as_game(g) is g, True)
     with pytest.raises(InputError, match="one game folder"): as_game(synth)
-    ft.test_eq(as_game(tiny / "lg/s/C").kind, "actions")
+    ft.test_eq(as_game(tiny / "lg/s/C").kind, "old")
 
 
 # ---- timing
@@ -179,7 +179,7 @@ def test_events_per_minute(tiny, synth):
     ft.test_close(a.per_minute.tolist(), [36, 0, 24])
     b = r[r.game == "lg/s/B"]
     ft.test_eq(b.events.tolist(), [1, 0, 0, 0, 0, 0, 1])  # 0.5 s and 30.0 s
-    ft.test_eq(events_per_minute(event_table(tiny, kind="actions")).video.tolist(), [1, 2])
+    ft.test_eq(events_per_minute(event_table(tiny, kind="old")).video.tolist(), [1, 2])
     t = event_table(synth)
     ft.test_eq(events_per_minute(t, bin_s=3).events.sum(), len(t))
 
@@ -192,7 +192,7 @@ def test_event_gaps(tiny, synth):
     ft.test_close(g.gap_s.tolist(), [1.0, 0.6, 9.4, 0.4, 29.52])
     ft.test_eq(event_gaps(t, same=("label",)).gap_frames.tolist(), [25, 250])
     ft.test_eq(event_gaps(t, same=("label", "team")).gap_frames.tolist(), [25])
-    old = event_gaps(event_table(tiny, kind="actions"))
+    old = event_gaps(event_table(tiny, kind="old"))
     ft.test_eq(len(old), 0)  # one event per half video: no gaps (halves are separate videos)
     s = event_table(synth)
     gs = event_gaps(s)

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dudek.annotations import TRUTH_ARRAYS, read_truth, write_truth
+from dudek.truth import TRUTH_ARRAYS, read_truth, write_truth
 from dudek.config import get_config, make_run_dir
 from dudek.files import InputError, atomic_write, check_writable
 
@@ -148,7 +148,7 @@ def test_an_output_that_cannot_be_written_is_one_line_and_nothing_is_replaced(tm
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left
 
 
-@pytest.mark.parametrize("name", ["reproduce", "reproduce_labels", "factors", "augment", "ablations"])
+@pytest.mark.parametrize("name", ["reproduce", "reproduce_times", "reproduce_labels", "factors", "augment", "ablations"])
 def test_the_readme_tables_are_the_ones_their_results_files_render(name):
     "Each results table of the README (and the site) is what `scripts/results_tables.py` prints from its committed results file."
     root = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parent.parent / "dudek"
-ORDER = ["labels", "files", "annotations", "video", "config", "engine", "plays", "signatures", "looks", "broadcast", "synthetic", "explore", "metrics", "postprocess",
+ORDER = ["labels", "files", "annotations", "truth", "video", "config", "engine", "plays", "signatures", "looks", "broadcast", "synthetic", "explore", "metrics", "postprocess",
          "augment", "model", "dataset", "infer", "loop", "vision", "train", "tune", "pipeline", "download", "site", "ablations", "cli"]
 SKIP = {"_modidx", "__init__", "__main__"}
 

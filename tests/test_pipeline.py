@@ -24,7 +24,7 @@ def env() -> dict:
     return {**os.environ, "DUDEK_QUIET": "1", "PYTHONUNBUFFERED": "1"}
 
 
-TINY_SETS = {"train": {"n_games": 2, "minutes": 0.5, "seed": 0}, "old": {"n_games": 2, "minutes": 0.5, "seed": 2, "kind": "actions"},
+TINY_SETS = {"train": {"n_games": 2, "minutes": 0.5, "seed": 0}, "old": {"n_games": 2, "minutes": 0.5, "seed": 2, "kind": "old"},
              "val": {"n_games": 1, "minutes": 0.5, "seed": 3}, "test": {"n_games": 1, "minutes": 1.0, "seed": 1},
              "test-other": {"n_games": 1, "minutes": 1.0, "seed": 1, "league": "other_league"}}
 
@@ -124,7 +124,7 @@ def test_stages_after_a_stage_that_ran_run_again(tmp_path):
 
 def test_ablations_killed_then_resumed(tmp_path):
     out = tmp_path / "run"
-    sets = {"train": {"n_games": 2, "minutes": 0.2, "seed": 0}, "old": {"n_games": 1, "minutes": 0.2, "seed": 2, "kind": "actions"},
+    sets = {"train": {"n_games": 2, "minutes": 0.2, "seed": 0}, "old": {"n_games": 1, "minutes": 0.2, "seed": 2, "kind": "old"},
             "val": {"n_games": 1, "minutes": 0.2, "seed": 3}, "test": {"n_games": 1, "minutes": 0.2, "seed": 1},
             "test-other": {"n_games": 1, "minutes": 0.2, "seed": 1, "league": "other_league"}}
     sizes = {"finetune_epochs": 1, "clips_per_epoch": 4, "trials": 3, "seeds": [0], "other": {"n_games": 1, "minutes": 0.2, "min_events_per_class": 0}}
@@ -209,7 +209,7 @@ def test_ctrl_c_stops_the_run_in_one_line_and_resume_goes_on(tmp_path):
     assert "[IPKernelApp]" in (out / "logs" / "00_labels.log").read_text()  # the kernel's own lines went to its log
 
 
-@pytest.mark.parametrize("task", ["ball", "actions"])
+@pytest.mark.parametrize("task", ["ball", "old"])
 def test_download_without_network_is_one_line_and_leaves_nothing(task, tmp_path):
     import socket
     try: socket.create_connection(("huggingface.co", 443), timeout=5).close(); pytest.skip("the Hub is reachable here")

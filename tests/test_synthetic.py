@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dudek.annotations import (ActionLabels, BallLabels, Prediction, Predictions, find_games, write_game_predictions,
+from dudek.annotations import (OldLabels, BallLabels, Prediction, Predictions, find_games, write_game_predictions,
                                parse_game_time)
 from dudek.labels import BALL_LABELS, OLD_LABELS, OLD_TEAMS, TEAMS
-from dudek.annotations import read_truth
+from dudek.truth import read_truth
 from dudek.engine import BALL_DEAD, CLOSE_UP_AFTER, FPS, RESTARTS
 from dudek.plays import simulate_half
 from dudek.files import InputError
@@ -62,10 +62,10 @@ def ball_root(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def actions_root(tmp_path_factory):
+def old_games_root(tmp_path_factory):
     "One old-labels game (a video per half, Labels-v2.json)."
-    root = tmp_path_factory.mktemp("actions")
-    synthesize(root, n_games=1, minutes=0.3, seed=0, kind="actions", workers=1)
+    root = tmp_path_factory.mktemp("old")
+    synthesize(root, n_games=1, minutes=0.3, seed=0, kind="old", workers=1)
     return root
 
 
@@ -101,12 +101,12 @@ def test_ball_games_read_back_without_warnings(ball_root):
         assert first.shape == last.shape == (224, 398, 3) and first.std() > 10  # a picture, not a blank
 
 
-def test_actions_game_layout_and_labels(actions_root):
-    (game,) = find_games(actions_root)
-    assert game.kind == "actions"
+def test_old_game_layout_and_labels(old_games_root):
+    (game,) = find_games(old_games_root)
+    assert game.kind == "old"
     assert sorted(p.name for p in game.path.iterdir()) == ["1_224p.mkv", "2_224p.mkv", "Labels-v2.json"]
     labels, infos, _ = read_strictly(game)
-    assert isinstance(labels, ActionLabels)
+    assert isinstance(labels, OldLabels)
     assert [(i.fps, i.height, i.width, i.n_frames) for i in infos] == [(25.0, 224, 398, 225)] * 2
     assert {a.half for a in labels.annotations} == {1, 2}
     assert {a.label for a in labels.annotations} <= set(OLD_LABELS) and "Kick-off" in {a.label for a in labels.annotations}
@@ -435,11 +435,11 @@ def test_official_scorer_with_not_shown_events(replayed, soccernet_evaluate, tmp
     assert ours["map_at1"] == pytest.approx(official["a_mAP"], abs=1e-9)
 
 
-def test_official_scorer_reads_actions_games(actions_root, soccernet_evaluate, tmp_path):
+def test_official_scorer_reads_old_games(old_games_root, soccernet_evaluate, tmp_path):
     from SoccerNet.Evaluation.utils import EVENT_DICTIONARY_V2
-    predictions = labels_as_predictions(actions_root, tmp_path / "predictions")
-    res = soccernet_evaluate(actions_root, predictions, "Labels-v2.json", EVENT_DICTIONARY_V2, 2, "tight")
-    (game,) = find_games(actions_root)
+    predictions = labels_as_predictions(old_games_root, tmp_path / "predictions")
+    res = soccernet_evaluate(old_games_root, predictions, "Labels-v2.json", EVENT_DICTIONARY_V2, 2, "tight")
+    (game,) = find_games(old_games_root)
     present = {EVENT_DICTIONARY_V2[a.label] for a in game.read_labels().annotations}
     per_class = np.array(res["a_mAP_per_class"])
     assert len(per_class) == 17 and present
@@ -622,7 +622,7 @@ def test_ctrl_c_synth_exits_130_and_leaves_games_whole(tmp_path):
 
 def test_old_label_games_keep_teamless_labels(tmp_path):
     "As in SoccerNet v2's Labels-v2.json, the ball going out of play belongs to no team: `not applicable`, not home or away."
-    res = dudek_cli("synth", tmp_path, "--kind", "actions", "--games", 1, "--minutes", 3, "--height", 64, "--workers", 1)
+    res = dudek_cli("synth", tmp_path, "--kind", "old", "--games", 1, "--minutes", 3, "--height", 64, "--workers", 1)
     assert res.returncode == 0, res.stderr
     (game,) = find_games(tmp_path)
     labels = json.loads(game.labels.read_text())["annotations"]
