@@ -155,7 +155,7 @@ def test_shipped_vision_checkpoint_loads_strictly():
     path = asset_path(VISION_CHECKPOINT)
     prov = json.loads(path.with_suffix(".json").read_text())
     for key in ("command", "config", "commit", "seconds", "machine", "metrics"): assert key in prov, key
-    assert "--stage vision" in prov["command"]
+    assert "vision_looks.py" in prov["command"] and "--stage vision" in prov["continued_from"]["command"]  # its two stages' commands
     ft.test_eq(path.stat().st_size < 12e6, True)
     sd = torch.load(path, map_location="cpu", weights_only=True)
     ft.test_eq({v.dtype for v in sd.values() if v.is_floating_point()}, {torch.float16})
