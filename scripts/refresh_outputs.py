@@ -1,7 +1,7 @@
 """Execute chapter notebooks in place at their default parameters, so that GitHub and a freshly opened notebook show
 each chapter's printed examples and figures; then `nbdev-clean` keeps only what nbdev allows.
 
-    python scripts/refresh_outputs.py                  # every chapter (about 15 minutes on 2 CPU cores)
+    python scripts/refresh_outputs.py                  # every chapter (it prints each one's seconds)
     python scripts/refresh_outputs.py 05_explore 06_metrics --jobs 2
 
 Cells tagged `skip-execution` are left out, as under the tests and papermill. A chapter that raises is left as it was

@@ -6,6 +6,7 @@
     python scripts/results_tables.py factors     # benchmarks/league_factors.py: what each factor of the other league's look costs
     python scripts/results_tables.py augment     # benchmarks/league_augment.py: augmentations on three leagues' looks
     python scripts/results_tables.py ablations   # benchmarks/claims.py: the write-up's claims at the recipe's schedule
+    python scripts/results_tables.py test_times  # benchmarks/test_times.py: how long the README's test commands take
 
 `tests/test_files.py` fails when a table in README.md differs from what this prints.
 """
@@ -102,7 +103,17 @@ def ablations(path=None, reproduction=None) -> str:
     return "\n".join(lines)
 
 
-TABLES = {f.__name__: f for f in (reproduce, reproduce_times, reproduce_labels, factors, augment, ablations)}
+def test_times(path=None) -> str:
+    "A line per measured test command of `benchmarks/test_times.py`: its time, pytest's summary, the machine and date."
+    runs = json.loads(Path(path or RESULTS / "test_times.json").read_text())["runs"]
+    names = {"whole": "the whole suite", "quick": "the quick subset"}
+    line = lambda r: (f"{r['seconds'] / 60:.1f} min ({r['summary']}; {r['machine']['cpus']} CPU cores, {r['machine']['cpu_capability']}, "
+                      f"{r['date'][:10]})")
+    return "\n".join(f"- {name}: " + (line(runs[k]) if k in runs else f"not measured yet (`python benchmarks/test_times.py {k}`)")
+                     for k, name in names.items())
+
+
+TABLES = {f.__name__: f for f in (reproduce, reproduce_times, reproduce_labels, factors, augment, ablations, test_times)}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in TABLES: sys.exit(f"usage: python scripts/results_tables.py {{{','.join(TABLES)}}} [RESULTS_FILE] ...")

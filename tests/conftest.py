@@ -7,11 +7,13 @@ fixture points `tempfile` and `TMPDIR` (children inherit it) at a per-test folde
 The folder's path is short (`/tmp/dudek-test-XXXXXXXX`): worker processes open sockets in the temporary folder
 (under a pipeline stage's own scratch folder in it), and a socket's path must fit in 107 bytes.
 """
-import shutil
+import shutil, sys
 import tempfile
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))  # the scripts the tests check: `import results_tables`
 
 
 @pytest.fixture(autouse=True)

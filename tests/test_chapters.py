@@ -1,13 +1,9 @@
 """The chapters as a reader meets them (`scripts/chapter_stats.py`): each public function and class shown in a visible
 cell of its own chapter (70% in all, half in every chapter), the chapters committed with their figures, and no committed
 output that is an error."""
-import importlib.util, json, sys
-from pathlib import Path
+import json
 
-ROOT = Path(__file__).resolve().parent.parent
-spec = importlib.util.spec_from_file_location("chapter_stats", ROOT / "scripts" / "chapter_stats.py")
-stats = sys.modules["chapter_stats"] = importlib.util.module_from_spec(spec)  # (registered: its dataclasses look it up)
-spec.loader.exec_module(stats)
+import chapter_stats as stats  # scripts/ (on the path: conftest.py)
 
 
 def test_the_measure_sees_examples_not_definitions_or_hidden_checks(tmp_path):
