@@ -2,13 +2,14 @@
 `dudek reproduce` trains (the `tiny` profile and its sizes, colour jitter included) with each seed, and is scored on
 held-out games of the training league and of the other league. It is `dudek reproduce --ablations` for the README's
 table: rows and seeds are resumable one by one, also from the rows of an earlier results file (`--resume-from`), and
-`--variants` limits a sitting to some rows (the baseline's always among them), so that the table, 18 trainings of about
-15 minutes each in float32 on a 2-core CPU (the results file's `train_minutes`), can be measured over several sittings. The results file is written again after each variant
-and seed, so a sitting cut short keeps every row it finished. Sittings may fall on different machines, and
-`train.amp` computes in bf16 on a CPU that has it and in float32 on one that does not, which changes what a seed gives:
-so the benchmark pins float32 (`--set train.amp=false`, the default). Float32 itself differs between vector units
-(AVX2, AVX512: the same seed trains another model), so a row compares with the baseline only on the seeds trained
-alike (`dudek.ablations.row_precision`), and a table is continued on the same kind of CPU.
+`--variants` limits a sitting to some rows (the baseline's always among them), so that the table, 18 trainings of
+minutes each on a 2-core CPU (the results file's `train_minutes`), can be measured over several sittings. The
+results file is written again after each variant and seed, so a sitting cut short keeps every row it finished.
+The rows train as `dudek reproduce` trains, in its precision (`train.amp`: bf16 on a CPU that has it, float32 on
+one that does not), so that on the same kind of CPU the baseline's models are the headline's own, seed for seed.
+Precision and vector unit (AVX2, AVX512: the same seed in float32 trains another model) change what a seed gives,
+so a row compares with the baseline only on the seeds trained alike (`dudek.ablations.row_precision`), and a table
+is continued on the same kind of CPU.
 
     python benchmarks/claims.py runs/r0/data --work runs/claims --out benchmarks/results/ablations_tiny.json \\
         --resume-from benchmarks/results/ablations_tiny.json
@@ -32,8 +33,8 @@ def main(argv=None):
     p.add_argument("--work", type=Path, default=Path("runs/claims"), help="folder of the trained rows (resumable)")
     p.add_argument("--out", type=Path, help="results file (JSON) to write")
     p.add_argument("--resume-from", type=Path, help="an earlier results file of this benchmark: its finished rows are not trained again")
-    p.add_argument("--set", nargs="*", default=["train.amp=false"], metavar="KEY=VALUE",
-                   help="configuration fields of every row (default: train.amp=false, float32 on every machine)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="configuration fields of every row (default: none, the reproduction's own; train.amp=false: float32 everywhere)")
     a = p.parse_args(argv)
     keep = {A.ROWS[0].variant, *(a.variants or (r.variant for r in A.ROWS))}
     rows = [r for r in A.ROWS if r.variant in keep]

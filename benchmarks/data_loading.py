@@ -6,7 +6,13 @@ installed, else 224x398 H.264 "broadcast-like" videos (the clip_read benchmark's
 ~2 s. Everything runs side by side in one process tree on the same games and the same clips; the script prints a
 table, the ratios loader / model, and one JSON line.
 
-    python benchmarks/data_loading.py [--games 2] [--minutes 1] [--clips 48] [--batch 4] [--data ROOT]
+`--profile` takes several profiles, measured one after the other on the same games. The model's consumption is timed
+on the CPU for the profiles in `--model-profiles` only (the `paper` model's step needs a GPU). `--out` writes the
+results file, keyed by profile, each with its figures, settings, date, commit, machine and command; profiles not
+measured this time keep their figures from the file. The chapter `10_dataset` renders its table from it:
+
+    python benchmarks/data_loading.py --profile tiny paper --clips 96 --out benchmarks/results/data_loading.json
+    python benchmarks/data_loading.py [--games 2] [--minutes 1] [--clips 48] [--batch 4] [--data ROOT] [--profile tiny]
 """
 import argparse, importlib.util, json, os, sys, tempfile, time
 from pathlib import Path
@@ -15,8 +21,9 @@ import numpy as np
 import torch
 
 from dudek.annotations import Annotation, BallLabels, find_games, frame_to_position, game_time_of, write_ball_labels
-from dudek.config import get_config
+from dudek.config import get_config, provenance
 from dudek.dataset import ClipDataset, InferenceClips, make_loader
+from dudek.files import atomic_write, json_ready
 from dudek.labels import BALL_LABELS, MERGED, TEAMS
 from dudek.video import write_video
 
@@ -34,7 +41,7 @@ def make_games(root: Path, n_games: int, minutes: float, seed: int) -> str:
     try:
         from dudek import synthetic
         synthetic.synthesize(root, n_games=n_games, minutes=minutes, seed=seed)
-        return "dudek.synthetic"
+        return "dudek.synthetic games, 224x398 H.264 (a keyframe every 2 s)"
     except (ImportError, AttributeError, TypeError):
         pass
     rng = np.random.default_rng(seed)
@@ -89,6 +96,55 @@ def model_rates(cfg, batch, steps):
     return tuple(rates)
 
 
+def measure(profile: str, games, args, work: Path, model_too: bool) -> dict:
+    "The figures of one profile: the loader's clips/s (decoded and cached, 0/1/2 workers), inference clips, the model's consumption."
+    torch.set_num_threads(1)
+    cfg = get_config(profile)
+    print(f"\nprofile {profile}: clips of {cfg.data.clip_len} sampled frames, stride {cfg.data.stride}, "
+          f"{cfg.data.frame_height}x{cfg.data.frame_width}, batch {args.batch}; {os.cpu_count()} CPUs")
+    t0 = time.perf_counter()
+    ds = ClipDataset(games, cfg, MERGED, n_clips=args.clips, seed=args.seed)
+    n_frames = sum(v.n_frames for v in ds.videos)
+    print(f"dataset of {len(ds.videos)} videos ({n_frames} frames, {len(ds.event_video)} events) "
+          f"indexed in {time.perf_counter() - t0:.2f} s")
+    t0 = time.perf_counter()
+    cached = ClipDataset(games, cfg, MERGED, n_clips=args.clips, seed=args.seed, cache_dir=work / f"cache-{profile}")
+    cache_s = time.perf_counter() - t0
+    cache_mb = sum(f.stat().st_size for f in cached.frames.cache_files) / 2**20
+    print(f"frame cache built in {cache_s:.1f} s ({cache_mb:.0f} MB, {n_frames / cache_s:.0f} video frames/s)")
+
+    rows = []
+    for source_name, dset in (("decode", ds), ("cache", cached)):
+        for workers in (0, 1, 2):
+            rate = loader_rate(dset, args.batch, workers, epoch=workers + 1)
+            rows.append(dict(frames=source_name, workers=workers, clips_per_s=round(rate, 2)))
+    clips = InferenceClips(ds.videos[0].path, cfg)
+    t0 = time.perf_counter()
+    n = min(len(clips), args.clips)
+    for i in range(n): clips[i]
+    infer_rate = n / (time.perf_counter() - t0)
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    model = model_rates(cfg, args.batch, args.steps) if model_too else None
+
+    print(f"\n{'frames':<8} {'workers':>7} {'clips/s':>8}" + (f" {'/ train':>8}" if model else ""))
+    for r in rows:
+        print(f"{r['frames']:<8} {r['workers']:>7} {r['clips_per_s']:8.1f}" +
+              (f" {r['clips_per_s'] / model[0]:8.2f}" if model else ""))
+    print(f"inference clips (0 workers, consecutive, overlap {cfg.data.overlap}): {infer_rate:.1f} clips/s"
+          + (f" ({infer_rate / model[1]:.2f} x inference)" if model else ""))
+    if model:
+        print(f"model ({cfg.model.backbone}, {torch.get_num_threads()} threads): training {model[0]:.2f} clips/s, "
+              f"inference {model[1]:.2f} clips/s")
+    else:
+        print("model: not measured (" + ("not in --model-profiles" if not model_too else "dudek.model not available") + ")")
+    return {"clip": {"clip_len": cfg.data.clip_len, "stride": cfg.data.stride, "height": cfg.data.frame_height,
+                     "width": cfg.data.frame_width, "overlap": cfg.data.overlap, "backbone": cfg.model.backbone},
+            "video_frames": n_frames, "cache_build_s": round(cache_s, 2), "cache_mb": round(cache_mb, 1), "loader": rows,
+            "inference_clips_per_s": round(infer_rate, 2), "model_threads": torch.get_num_threads() if model else None,
+            "model_train_clips_per_s": model and round(model[0], 2), "model_infer_clips_per_s": model and round(model[1], 2)}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="", help="a folder of ball-action games (default: make some)")
@@ -97,13 +153,15 @@ def main(argv=None):
     ap.add_argument("--clips", type=int, default=48, help="clips per measured epoch")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--steps", type=int, default=3, help="model steps per measurement")
-    ap.add_argument("--profile", default="tiny")
+    ap.add_argument("--profile", nargs="+", default=["tiny"], help="profiles measured one after the other")
+    ap.add_argument("--model-profiles", nargs="*", default=["tiny"],
+                    help="the profiles whose model consumption is timed on the CPU (default: tiny; the paper model needs a GPU)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, help="results file (JSON) to write, keyed by profile (the profiles not run this time are kept)")
     args = ap.parse_args(argv)
-    torch.set_num_threads(1)
-    cfg = get_config(args.profile)
-    print(f"profile {args.profile}: clips of {cfg.data.clip_len} sampled frames, stride {cfg.data.stride}, "
-          f"{cfg.data.frame_height}x{cfg.data.frame_width}, batch {args.batch}; {os.cpu_count()} CPUs")
+    stamp = provenance(" ".join(["python", "benchmarks/data_loading.py", *map(str, argv if argv is not None else sys.argv[1:])]))
+    results = {"benchmark": "data_loading", "profiles": {}}
+    if args.out and args.out.is_file(): results["profiles"] = json.loads(args.out.read_text()).get("profiles", {})
 
     with tempfile.TemporaryDirectory() as d:
         root = Path(args.data) if args.data else Path(d) / "data"
@@ -113,47 +171,13 @@ def main(argv=None):
             source = make_games(root, args.games, args.minutes, args.seed)
             print(f"made {args.games} games of {args.minutes} min in {time.perf_counter() - t0:.1f} s: {source}")
         games = [g for g in find_games(root, "ball") if g.labels is not None][:args.games]
-        t0 = time.perf_counter()
-        ds = ClipDataset(games, cfg, MERGED, n_clips=args.clips, seed=args.seed)
-        n_frames = sum(v.n_frames for v in ds.videos)
-        print(f"dataset of {len(ds.videos)} videos ({n_frames} frames, {len(ds.event_video)} events) "
-              f"indexed in {time.perf_counter() - t0:.2f} s")
-        t0 = time.perf_counter()
-        cached = ClipDataset(games, cfg, MERGED, n_clips=args.clips, seed=args.seed, cache_dir=Path(d) / "cache")
-        cache_s = time.perf_counter() - t0
-        cache_mb = sum(f.stat().st_size for f in cached.frames.cache_files) / 2**20
-        print(f"frame cache built in {cache_s:.1f} s ({cache_mb:.0f} MB, {n_frames / cache_s:.0f} video frames/s)")
-
-        rows = []
-        for source_name, dset in (("decode", ds), ("cache", cached)):
-            for workers in (0, 1, 2):
-                rate = loader_rate(dset, args.batch, workers, epoch=workers + 1)
-                rows.append(dict(frames=source_name, workers=workers, clips_per_s=round(rate, 2)))
-        clips = InferenceClips(ds.videos[0].path, cfg)
-        t0 = time.perf_counter()
-        n = min(len(clips), args.clips)
-        for i in range(n): clips[i]
-        infer_rate = n / (time.perf_counter() - t0)
-
-        torch.set_num_threads(os.cpu_count() or 1)
-        model = model_rates(cfg, args.batch, args.steps)
-
-        print(f"\n{'frames':<8} {'workers':>7} {'clips/s':>8}" + (f" {'/ train':>8}" if model else ""))
-        for r in rows:
-            print(f"{r['frames']:<8} {r['workers']:>7} {r['clips_per_s']:8.1f}" +
-                  (f" {r['clips_per_s'] / model[0]:8.2f}" if model else ""))
-        print(f"inference clips (0 workers, consecutive, overlap {cfg.data.overlap}): {infer_rate:.1f} clips/s"
-              + (f" ({infer_rate / model[1]:.2f} x inference)" if model else ""))
-        if model:
-            print(f"model ({cfg.model.backbone}, {torch.get_num_threads()} threads): training {model[0]:.2f} clips/s, "
-                  f"inference {model[1]:.2f} clips/s")
-        else:
-            print("model: dudek.model not available; consumption not measured")
-        print(json.dumps({"benchmark": "data_loading", "profile": args.profile, "data": source, "cpus": os.cpu_count(),
-                          "batch": args.batch, "cache_build_s": round(cache_s, 2), "cache_mb": round(cache_mb, 1),
-                          "loader": rows, "inference_clips_per_s": round(infer_rate, 2),
-                          "model_train_clips_per_s": model and round(model[0], 2),
-                          "model_infer_clips_per_s": model and round(model[1], 2)}))
+        settings = {"games": len(games), "minutes": None if args.data else args.minutes, "clips": args.clips, "batch": args.batch,
+                    "steps": args.steps, "seed": args.seed}
+        for profile in dict.fromkeys(args.profile):
+            figures = measure(profile, games, args, Path(d), profile in args.model_profiles)
+            results["profiles"][profile] = {**stamp, "data": source, "cpus": os.cpu_count(), "settings": settings, **figures}
+            if args.out: atomic_write(args.out, json.dumps(json_ready(results), indent=1) + "\n")  # after each profile
+    print(json.dumps(json_ready(results)))
 
 
 if __name__ == "__main__":

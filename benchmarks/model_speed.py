@@ -16,16 +16,24 @@ and the inference timings: that skips the colour augmentations it runs inside `f
 (here in `dudek.augment`), not architecture.
 
 Each implementation runs in a worker process; the main process asks them in turn for one timed step at a time,
-alternating the order every round, so both see the same background load (the 2-core machine is shared).
-Without a reference only `dudek` is timed.
+alternating the order every round, so both see the same background load (the 2-core machine is shared). After the
+rounds each worker also times its inference forward by part (module hooks: the backbone with its temporal shifts,
+the shifts alone, the SGP encoder-decoder). Without a reference only `dudek` is timed.
 
-    python benchmarks/model_speed.py --backbone regnety_002 --clip-len 32 --size 64 --batch 4 --json
-    python benchmarks/model_speed.py --profile          # also: where the time goes (torch.profiler, per op)
+`--variants` measures several settings one after the other in one run, each against the reference: `main` (the
+settings as given), `1-thread` (the same at one torch thread) and `nchw` (dudek's backbone in NCHW, as with
+`--no-channels-last`: what channels_last buys). `--out` writes the results file: the settings of the model, and for
+each variant its figures with the date, commit, machine and command; variants not measured this time keep their
+figures from the file when it holds the same model settings. The chapter `09_model` renders its table from it:
+
+    python benchmarks/model_speed.py --backbone regnety_002 --clip-len 32 --size 64 --batch 4 --threads 2 --rounds 7 \\
+        --reference /some/folder --variants main 1-thread nchw --out benchmarks/results/model_speed.json
+    python benchmarks/model_speed.py --profile          # also: where the time goes (torch.profiler, per op; stderr)
     python benchmarks/model_speed.py --device cuda --backbone regnety_008 --clip-len 80 --size 224 --batch 4 --amp
 """
 from __future__ import annotations
 
-import argparse, contextlib, io, json, os, statistics, subprocess, sys, time
+import argparse, contextlib, copy, io, json, os, statistics, subprocess, sys, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,6 +133,9 @@ def worker(impl: str, args):
             for part, ms in part_times(impl, model, infer_step, args).items(): print(f"{part:34s} {ms:8.1f}", file=sys.stderr)
             print(json.dumps({"ok": True}), file=reply, flush=True)
             continue
+        if cmd == "parts":
+            print(json.dumps({"parts": {k: round(v, 2) for k, v in part_times(impl, model, infer_step, args).items()}}), file=reply, flush=True)
+            continue
         _sync(args.device)
         t = time.perf_counter()
         steps[cmd]()
@@ -185,6 +196,12 @@ class Worker:
         self.proc.wait(timeout=60)
 
 
+VARIANTS = {"main": "the settings as given", "1-thread": "the same at one torch thread",
+            "nchw": "dudek's backbone in NCHW (--no-channels-last)"}
+MODEL_KEYS = ("backbone", "clip_len", "size", "batch", "shift", "layers", "sgp_kernel", "sgp_k", "device", "amp")
+NAMES = {"dudek": "dudek.model", "reference": "dude-k 0.1.1 (straightforward)"}
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--backbone", default="regnety_002")
@@ -202,14 +219,81 @@ def parse_args(argv=None):
     p.add_argument("--infer-per-round", type=int, default=3, help="timed inference steps per implementation and round")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--no-channels-last", action="store_true", help="run dudek's backbone in NCHW (to see what channels_last buys)")
+    p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=["main"],
+                   help="settings measured one after the other: " + "; ".join(f"{k}: {v}" for k, v in VARIANTS.items()))
     p.add_argument("--reference", default=os.environ.get("DUDE_K_PATH"),
                    help="folder holding the dude-k package (pip install --no-deps --target FOLDER dude-k==0.1.1)")
     p.add_argument("--impl", choices=["both", "dudek", "reference"], default="both")
     p.add_argument("--profile", action="store_true", help="print torch.profiler op tables of one step of each (stderr)")
     p.add_argument("--profile-rows", type=int, default=15)
-    p.add_argument("--json", action="store_true", help="print one JSON line instead of a table")
+    p.add_argument("--json", action="store_true", help="print one JSON line (the results) instead of tables")
+    p.add_argument("--out", type=Path, help="results file (JSON) to write (variants measured earlier with the same model settings are kept)")
     p.add_argument("--worker", choices=["dudek", "reference"], help=argparse.SUPPRESS)
     return p.parse_args(argv)
+
+
+def variant_args(args, name: str):
+    "The settings of variant `name`: `args` with its thread count or layout changed."
+    v = copy.copy(args)
+    if name == "1-thread": v.threads = 1
+    if name == "nchw": v.no_channels_last = True
+    return v
+
+
+def worker_argv(a) -> list[str]:
+    "The command-line options a worker process needs for the settings `a`."
+    argv = [x for k in ("backbone", "clip_len", "size", "batch", "shift", "layers", "sgp_kernel", "sgp_k", "threads", "device",
+                        "warmup", "profile_rows") for x in ("--" + k.replace("_", "-"), str(getattr(a, k)))]
+    argv += ["--amp"] * a.amp + ["--no-channels-last"] * a.no_channels_last
+    return argv + (["--reference", str(a.reference)] if a.reference else [])
+
+
+def measure(a, impls: list[str]) -> dict:
+    "Time `impls` at the settings `a`, interleaved: medians, frames/s, parameters, part times and the speed-ups."
+    workers = {i: Worker(i, worker_argv(a), a.reference) for i in impls}
+    times = {i: {"train": [], "infer": []} for i in impls}
+    try:
+        for r in range(a.rounds):
+            order = impls if r % 2 == 0 else impls[::-1]
+            for kind, n in (("train", 1), ("infer", a.infer_per_round)):
+                for i in order:
+                    for _ in range(n): times[i][kind].append(workers[i].ask(kind)["s"])
+        parts = {i: workers[i].ask("parts")["parts"] for i in impls}
+        if a.profile:
+            for i in impls: workers[i].ask("profile")
+    finally:
+        for w in workers.values(): w.close()
+    res = {}
+    for i in impls:
+        train, infer = statistics.median(times[i]["train"]), statistics.median(times[i]["infer"])
+        res[i] = {"train_step_s": round(train, 4), "infer_fps": round(a.batch * a.clip_len / infer, 1),
+                  "params": workers[i].params, "parts_ms": parts[i], "train_step_all": [round(t, 4) for t in times[i]["train"]],
+                  "infer_s_all": [round(t, 4) for t in times[i]["infer"]]}
+    out = {"threads": a.threads, "channels_last": not a.no_channels_last, "rounds": a.rounds, "infer_per_round": a.infer_per_round,
+           "warmup": a.warmup, **res.get("dudek", {})}
+    if "reference" in res:
+        out["reference"] = res["reference"]
+        if "dudek" in res:
+            out["train_speedup"] = round(res["reference"]["train_step_s"] / res["dudek"]["train_step_s"], 3)
+            out["infer_speedup"] = round(res["dudek"]["infer_fps"] / res["reference"]["infer_fps"], 3)
+            out["same_params"] = res["reference"]["params"] == res["dudek"]["params"]
+    return out
+
+
+def show(name: str, a, out: dict):
+    "Print the table of one variant."
+    print(f"\nT-DEED speed ({name}: {VARIANTS[name]}): {a.backbone}, clip {a.clip_len}, {a.size}x{a.size}, batch {a.batch}, {a.shift}, "
+          f"L={a.layers}, kernel {a.sgp_kernel}, k {a.sgp_k}; {a.device}, {a.threads} threads, dudek in "
+          f"{'NCHW' if a.no_channels_last else 'channels_last'}{', AMP' if a.amp else ''}; medians of {a.rounds} interleaved rounds")
+    res = {i: r for i, r in (("dudek", out if "params" in out else None), ("reference", out.get("reference"))) if r}
+    print(f"{'':32s} {'parameters':>12s} {'train step (s)':>15s} {'inference (frames/s)':>21s}")
+    for i, r in res.items():
+        print(f"{NAMES[i]:32s} {r['params']:>12,d} {r['train_step_s']:>15.3f} {r['infer_fps']:>21.1f}")
+    if "train_speedup" in out:
+        print(f"{'speed-up of dudek.model':32s} {'same' if out['same_params'] else 'DIFFERENT':>12s} "
+              f"{out['train_speedup']:>14.2f}x {out['infer_speedup']:>20.2f}x")
+    print("inference forward by part (ms per step): " + "; ".join(
+        f"{NAMES[i]}: " + ", ".join(f"{k} {v:.1f}" for k, v in r["parts_ms"].items()) for i, r in res.items()))
 
 
 def main(argv=None):
@@ -227,50 +311,23 @@ def main(argv=None):
         print("model_speed: dude-k's GSM runs on CUDA only (torch.cuda.FloatTensor); timing dudek only", file=sys.stderr)
         impls = [i for i in impls if i != "reference"]
         if not impls: raise SystemExit(2)
-    passed = [a for a in argv if a not in ("--json", "--profile")]
-    workers = {i: Worker(i, passed, args.reference) for i in impls}
-    times = {i: {"train": [], "infer": []} for i in impls}
-    try:
-        for r in range(args.rounds):
-            order = impls if r % 2 == 0 else impls[::-1]
-            for kind, n in (("train", 1), ("infer", args.infer_per_round)):
-                for i in order:
-                    for _ in range(n): times[i][kind].append(workers[i].ask(kind)["s"])
-        if args.profile:
-            for i in impls: workers[i].ask("profile")
-    finally:
-        for w in workers.values(): w.close()
-    res = {}
-    for i in impls:
-        train, infer = statistics.median(times[i]["train"]), statistics.median(times[i]["infer"])
-        res[i] = {"train_step_s": round(train, 4), "infer_fps": round(args.batch * args.clip_len / infer, 1),
-                  "params": workers[i].params, "train_step_all": [round(t, 4) for t in times[i]["train"]],
-                  "infer_s_all": [round(t, 4) for t in times[i]["infer"]]}
-    setup = {"backbone": args.backbone, "clip_len": args.clip_len, "size": args.size, "batch": args.batch, "shift": args.shift,
-             "layers": args.layers, "sgp_kernel": args.sgp_kernel, "sgp_k": args.sgp_k, "threads": args.threads,
-             "device": args.device, "amp": args.amp, "rounds": args.rounds,
-             "infer_per_round": args.infer_per_round}
-    out = {**setup, **res.get("dudek", {})}
-    if "reference" in res:
-        out["reference"] = res["reference"]
-        if "dudek" in res:
-            out["train_speedup"] = round(res["reference"]["train_step_s"] / res["dudek"]["train_step_s"], 3)
-            out["infer_speedup"] = round(res["dudek"]["infer_fps"] / res["reference"]["infer_fps"], 3)
-            out["same_params"] = res["reference"]["params"] == res["dudek"]["params"]
-    if args.json:
-        print(json.dumps(out))
-        return out
-    print(f"T-DEED speed: {args.backbone}, clip {args.clip_len}, {args.size}x{args.size}, batch {args.batch}, {args.shift}, "
-          f"L={args.layers}, kernel {args.sgp_kernel}, k {args.sgp_k}; {args.device}, {args.threads} threads"
-          f"{', AMP' if args.amp else ''}; medians of {args.rounds} interleaved rounds")
-    names = {"dudek": "dudek.model", "reference": "dude-k 0.1.1 (straightforward)"}
-    print(f"{'':32s} {'parameters':>12s} {'train step (s)':>15s} {'inference (frames/s)':>21s}")
-    for i, r in res.items():
-        print(f"{names[i]:32s} {r['params']:>12,d} {r['train_step_s']:>15.3f} {r['infer_fps']:>21.1f}")
-    if "train_speedup" in out:
-        print(f"{'speed-up of dudek.model':32s} {'same' if out['same_params'] else 'DIFFERENT':>12s} "
-              f"{out['train_speedup']:>14.2f}x {out['infer_speedup']:>20.2f}x")
-    return out
+    from dudek.config import provenance
+    from dudek.files import atomic_write, json_ready
+    settings = {k: getattr(args, k) for k in MODEL_KEYS}
+    results = {"benchmark": "model_speed", "settings": settings, "variants": {}}
+    if args.out and args.out.is_file():  # the variants not measured this time keep their figures, if the model is the same
+        old = json.loads(args.out.read_text())
+        if old.get("settings") == settings: results["variants"] = old.get("variants", {})
+        else: print(f"model_speed: {args.out} holds other model settings ({old.get('settings')}); its variants are not kept", file=sys.stderr)
+    stamp = provenance(" ".join(["python", "benchmarks/model_speed.py", *map(str, argv)]))
+    for name in dict.fromkeys(args.variants):
+        a = variant_args(args, name)
+        out = {**stamp, "variant": VARIANTS[name], **measure(a, impls)}
+        results["variants"][name] = out
+        if args.out: atomic_write(args.out, json.dumps(json_ready(results), indent=1) + "\n")  # after each variant
+        if not args.json: show(name, a, out)
+    if args.json: print(json.dumps(json_ready(results)))
+    return results
 
 
 if __name__ == "__main__":
