@@ -56,7 +56,7 @@ def course_notebooks(nbs=None) -> Path:
 
 # %% ../nbs/14_report.ipynb #b57038e4
 SIZES: dict[str, dict] = {
-    "tiny": {"sets": {"train": dict(n_games=5, minutes=4.0, seed=0, rare_boost=3.0, min_events_per_class=2),
+    "tiny": {"sets": {"train": dict(n_games=10, minutes=4.0, seed=0, rare_boost=3.0, min_events_per_class=2),
                       "old": dict(n_games=2, minutes=3.0, seed=2, kind="old"),
                       "val": dict(n_games=2, minutes=3.0, seed=3, min_events_per_class=1),
                       "test": dict(n_games=2, minutes=6.0, seed=1, min_events_per_class=3),
