@@ -70,16 +70,14 @@ SIZES: dict[str, dict] = {
               "pretrain_epochs": 30, "finetune_epochs": 30, "clips_per_epoch": 5000, "trials": 200, "tta": "flip", "overrides": {}},
 }
 
-BUDGET_S: dict[str, dict[str, float]] = {  # seconds per stage of the `tiny` profile: the slower of seeds 0 and 1, each run alone
-    # on the 2-core reference CPU on 2026-12-07, bf16, colour jitter (rounded up, 2 s at least; 820 and 796 s in all, 13 min 59 s
-    # and 13 min 34 s of wall time with the site: benchmarks/results/reproduce_tiny.json)
-    "tiny": {"00_labels": 2, "00a_files": 2, "01_annotations": 2, "01a_truth": 2, "02_video": 3, "03_config": 3, "04_engine": 3, "04a_plays": 3,
-             "04b_signatures": 4, "04c_looks": 2, "04d_broadcast": 5, "data": 120,  # (04_engine to 04d_broadcast:
-             # estimates, their share of the two chapters they were split from, timed side by side on a loaded 2-core CPU)
-             "explore": 8, "07_postprocess": 7, "augment": 12, "model": 14, "10_dataset": 6, "train": 518, "infer-val": 25,
-             "tune": 12, "infer-test": 32, "infer-other": 32, "score": 8, "report": 18, "90_cli": 8, "index": 2,
-             "ablations": 9600}}  # (--ablations: 9 variants x 2 seeds at the recipe's schedule; one such training and scoring
-    # took 464-664 s in benchmarks/league_augment.py on 2026-12-07, so about 2.5 h in all)
+BUDGET_S: dict[str, dict[str, float]] = {  # seconds per stage of the `tiny` profile: the slower of seeds 0 and 1 in the
+    # stage_seconds of benchmarks/results/reproduce_tiny.json (each run alone on the 2-core reference CPU), rounded up, 2 s at least
+    "tiny": {"00_labels": 2, "00a_files": 4, "01_annotations": 3, "01a_truth": 2, "02_video": 4, "03_config": 4,
+             "04_engine": 3, "04a_plays": 3, "04b_signatures": 7, "04c_looks": 2, "04d_broadcast": 5, "data": 164,
+             "explore": 12, "07_postprocess": 5, "augment": 15, "model": 20, "10_dataset": 9, "train": 548, "infer-val": 29,
+             "tune": 15, "infer-test": 42, "infer-other": 35, "score": 8, "report": 17, "90_cli": 13, "index": 2,
+             "ablations": 10800}}  # (--ablations: 9 variants x 2 seeds at the recipe's schedule, about 10 min each alone: the rows of
+    # benchmarks/results/ablations_tiny.json, training and scoring)
 
 MAX_COUNT = 10 ** 8  # the most epochs, clips, trials or games a size may ask for: a number past it is a typo, refused before any work
 

@@ -7,6 +7,7 @@
     python scripts/results_tables.py augment     # benchmarks/league_augment.py: augmentations on three leagues' looks
     python scripts/results_tables.py ablations   # benchmarks/claims.py: the write-up's claims at the recipe's schedule
     python scripts/results_tables.py test_times  # benchmarks/test_times.py: how long the README's test commands take
+    python scripts/results_tables.py train_games # benchmarks/train_games.py: the recipe on fewer and more training games
 
 `tests/test_files.py` fails when a table in README.md differs from what this prints.
 """
@@ -113,7 +114,22 @@ def test_times(path=None) -> str:
                      for k, name in names.items())
 
 
-TABLES = {f.__name__: f for f in (reproduce, reproduce_times, reproduce_labels, factors, augment, ablations, test_times)}
+def train_games(path=None) -> str:
+    "The recipe's baseline on each training set of `benchmarks/train_games.py`: both leagues, the third look that chose, BLOCK."
+    d = json.loads(Path(path or RESULTS / "train_games.json").read_text())
+    cell = lambda t, k: f"{t[k]['mean']:.3f} [{t[k]['min']:.3f}, {t[k]['max']:.3f}]"
+    lines = [f"Seeds {', '.join(map(str, d['table'][0]['seeds']))}, mean [min, max]; tuned Soft-NMS on the test games, untuned on the "
+             "third look's validation games, which choose.", "",
+             "| training games | Team-mAP@1, training league | Team-mAP@1, other league | Team-mAP@1, third look | BLOCK team AP, other league |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {t['train_games']} | {cell(t, 'training_league/tuned')} | {cell(t, 'other_league/tuned')} | {cell(t, 'third_league/default')} | "
+              + " / ".join(f"{b:.3f}" for b in t["other_league/block"]) + " |" for t in d["table"]]
+    chosen = next(t for t in d["table"] if t["name"] == d["chosen"])
+    return "\n".join(lines + ["", f"Chosen by the rule (the best third-look mean among the sets that cost the training league at most "
+                                    f"{d['keep']}): {chosen['train_games']} games."])
+
+
+TABLES = {f.__name__: f for f in (reproduce, reproduce_times, reproduce_labels, factors, augment, ablations, test_times, train_games)}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in TABLES: sys.exit(f"usage: python scripts/results_tables.py {{{','.join(TABLES)}}} [RESULTS_FILE] ...")

@@ -150,7 +150,7 @@ def test_an_output_that_cannot_be_written_is_one_line_and_nothing_is_replaced(tm
 
 
 @pytest.mark.parametrize("name, lines", [("reproduce", 6), ("reproduce_times", 6), ("reproduce_labels", 6), ("factors", 6), ("augment", 6),
-                                         ("ablations", 6), ("test_times", 1)])
+                                         ("ablations", 6), ("test_times", 1), ("train_games", 6)])
 def test_the_readme_tables_are_the_ones_their_results_files_render(name, lines):
     "Each results table of the README (and the site) is what `scripts/results_tables.py` prints from its committed results file."
     root = Path(__file__).resolve().parent.parent
