@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse, json, sys
 from pathlib import Path
 
+import torch
+
 from dudek import ablations as A
 from dudek.annotations import find_games
 from dudek.config import PostConfig, provenance
@@ -31,8 +33,9 @@ POSTS = ("default", "tuned")  # untuned Soft-NMS (the checkpoint's), and tuned o
 def score_row(folder: Path, third: Path) -> dict:
     "The scores of a finished `recipe` row on its two leagues, and on the third look's games `third` with both Soft-NMS settings."
     held = json.loads((folder / A.SCORES).read_text())
-    model, cfg = load_spotter(folder / "train" / "best.pt", "cpu")
-    games = A.game_scores(model, cfg, third, folder / "raw" / "third_league")
+    device = "cuda" if torch.cuda.is_available() else "cpu"  # (as the ablations score their rows)
+    model, cfg = load_spotter(folder / "train" / "best.pt", device)
+    games = A.game_scores(model, cfg, third, folder / "raw" / "third_league", device)
     posts = {"default": cfg.post, "tuned": PostConfig(**held["post"]["tuned"])}
     third = {name: score_post(games, post, per_label=True) for name, post in posts.items()}
     return {"leagues": {**held["leagues"], "third_league": third}, "precision": held.get("precision"),
