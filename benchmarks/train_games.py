@@ -5,9 +5,10 @@ own scores) and on validation games of a third look that neither training nor te
 Each `--runs NAME=WORK` is a `claims.py` work folder whose `recipe` rows are finished for every seed (the same
 recipe, sizes and seeds; only the training games differ, e.g. `synthesize(first_game=5)` adds five games to the
 first five). The first is the reference. The third look's games are generated when missing
-(`dudek.ablations.THIRD_LEAGUE_VAL`), each model's scores on them are kept in its row folder, and the choice
-follows `16_generalization`'s rule: the best third-league mean among the runs that cost the training league at
-most 0.02 (mean change, untuned Soft-NMS). Prints a table; the results file holds it with the command and machine.
+(`dudek.ablations.THIRD_LEAGUE_VAL`), each model's scores on them are kept in its row folder, and the choice follows
+the ablations' rule (`dudek.ablations.choose`): the best third-league mean among the runs that cost the training
+league at most `KEEP` (mean change, untuned Soft-NMS), the reference among them. Prints a table; the results file
+holds it with the command and machine.
 
     python benchmarks/train_games.py --runs 5=runs/claims-5 10=runs/claims-10 --third runs/third \\
         --out benchmarks/results/train_games.json
@@ -26,7 +27,6 @@ from dudek.files import atomic_write, json_ready
 from dudek.infer import load_spotter
 from dudek.tune import score_post
 
-KEEP = 0.02  # the most Team-mAP@1 a choice may cost the training league (16_generalization's rule)
 POSTS = ("default", "tuned")  # untuned Soft-NMS (the checkpoint's), and tuned on the validation games
 
 
@@ -69,17 +69,19 @@ def main(argv=None):
                 row[f"{league}/{post}"] = {"per_seed": vals, **A.spread(vals), "delta": A.spread([v - b for v, b in zip(vals, base)])}
             row[f"{league}/block"] = [r["seeds"][s]["leagues"][league]["tuned"]["team_ap"]["BALL PLAYER BLOCK"] for s in seeds]
         table.append(row)
-    fair = [t for t in table if t["training_league/default"]["delta"]["mean"] >= -KEEP]
-    chosen = max(fair, key=lambda t: t["third_league/default"]["mean"])["name"]
+    leagues = ("training_league", "third_league")  # (the runs as rows of an ablation table, untuned Soft-NMS, for `choose`)
+    rows = [{"what": t["name"], "seeds": t["seeds"], "leagues": {lg: {"team_map": t[f"{lg}/default"], "delta": t[f"{lg}/default"]["delta"]}
+                                                              for lg in leagues}} for t in table]
+    chosen = A.choose({"rows": rows})["what"]
     for t in table:  # (the README's table: python scripts/results_tables.py train_games)
         print(f"{t['train_games']} games: " + ", ".join(f"{k.split('/')[0].replace('_', ' ')} {t[k]['mean']:.3f} [{t[k]['min']:.3f}, {t[k]['max']:.3f}]"
                                                 for k in ("training_league/tuned", "other_league/tuned", "third_league/default"))
               + "; BLOCK on the other league " + " / ".join(f"{b:.3f}" for b in t["other_league/block"]))
-    print(f"chosen on the third look (untuned Soft-NMS, training league within {KEEP}): "
+    print(f"chosen on the third look (untuned Soft-NMS, training league within {A.KEEP}): "
           f"{next(t['train_games'] for t in table if t['name'] == chosen)} games")
     if a.out:
         stamp = provenance(" ".join(["python", "benchmarks/train_games.py", *(argv or sys.argv[1:])]))
-        atomic_write(a.out, json.dumps(json_ready({"benchmark": "train_games", **stamp, "keep": KEEP, "reference": ref, "chosen": chosen,
+        atomic_write(a.out, json.dumps(json_ready({"benchmark": "train_games", **stamp, "keep": A.KEEP, "reference": ref, "chosen": chosen,
                                                    "table": table, "runs": results}), indent=1) + "\n")
 
 

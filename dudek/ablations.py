@@ -23,11 +23,11 @@ from .tune import TuningGame, score_post, tune, tuning_games
 from .pipeline import ablation_sizes, same_request
 
 # %% auto #0
-__all__ = ['VARIANTS', 'ROWS', 'THIRD_LEAGUE_VAL', 'REQUEST', 'SCORES', 'LEAGUE_NAMES', 'Variant', 'Row', 'held_out_games',
-           'resumable_train', 'train_variant', 'game_scores', 'score_variant', 'start_ablations', 'finished_row',
-           'run_ablations', 'restore_rows', 'spread', 'row_precision', 'ablation_table', 'table_markdown',
-           'plot_ablations', 'write_ablations', 'headline_figures', 'baseline_agrees', 'verdicts', 'measure',
-           'saved_table']
+__all__ = ['VARIANTS', 'ROWS', 'THIRD_LEAGUE_VAL', 'REQUEST', 'SCORES', 'LEAGUE_NAMES', 'KEEP', 'Variant', 'Row',
+           'held_out_games', 'resumable_train', 'train_variant', 'game_scores', 'score_variant', 'start_ablations',
+           'finished_row', 'run_ablations', 'restore_rows', 'spread', 'row_precision', 'ablation_table',
+           'table_markdown', 'plot_ablations', 'write_ablations', 'headline_figures', 'baseline_agrees', 'verdicts',
+           'choose', 'train_games_markdown', 'measure', 'saved_table']
 
 # %% ../nbs/15_ablations.ipynb #8cd32186
 @dataclass(frozen=True)
@@ -335,6 +335,29 @@ def verdicts(table: dict) -> list[str]:
         return f"{sign} on every seed {_cell(d, True)}" if d["n"] > 1 else f"{sign} on its one seed ({d['mean']:+.3f})"
     return [f"{r['what']}: " + "; ".join(f"{LEAGUE_NAMES.get(lg, lg)} {word(r['leagues'][lg]['delta'])}" for lg in table["leagues"])
             for r in table["rows"][1:]]
+
+# %% ../nbs/15_ablations.ipynb #ac69f249
+KEEP = 0.02  # the most Team-mAP@1 on the training league that a choice may cost (mean Δ from the baseline)
+
+def choose(table: dict, keep: float = KEEP, on: str = "third_league") -> dict:
+    "The row of `table` to adopt: the best mean Team-mAP@1 on league `on` among the rows with the baseline's seeds (the baseline, the first row, among them) that cost the training league at most `keep` (mean Δ)."
+    base = table["rows"][0]
+    def fair(r): return r is base or (r["seeds"] == base["seeds"] and (d := r["leagues"]["training_league"]["delta"]) is not None and d["mean"] >= -keep)
+    return max(filter(fair, table["rows"]), key=lambda r: r["leagues"][on]["team_map"]["mean"])
+
+# %% ../nbs/15_ablations.ipynb #0a09e53a
+def train_games_markdown(results: dict) -> str:
+    "The table of `benchmarks/train_games.py`'s results file: the recipe's baseline per training set on the three looks, BLOCK on the other league, and the choice."
+    cell = lambda t, k: f"{t[k]['mean']:.3f} [{t[k]['min']:.3f}, {t[k]['max']:.3f}]"
+    lines = [f"Seeds {', '.join(map(str, results['table'][0]['seeds']))}, mean [min, max]; tuned Soft-NMS on the test games, untuned on the "
+             "third look's validation games, which choose.", "",
+             "| training games | Team-mAP@1, training league | Team-mAP@1, other league | Team-mAP@1, third look | BLOCK team AP, other league |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {t['train_games']} | {cell(t, 'training_league/tuned')} | {cell(t, 'other_league/tuned')} | {cell(t, 'third_league/default')} | "
+              + " / ".join(f"{b:.3f}" for b in t["other_league/block"]) + " |" for t in results["table"]]
+    chosen = next(t for t in results["table"] if t["name"] == results["chosen"])
+    return "\n".join(lines + ["", f"Chosen by the rule (the best third-look mean among the sets that cost the training league at most "
+                                    f"{results['keep']}): {chosen['train_games']} games."]) + "\n"
 
 # %% ../nbs/15_ablations.ipynb #3c713902
 def measure(work, data, tests: dict, rows: Sequence[Row], profile: str = "tiny", sizes: dict | None = None, overrides=None,

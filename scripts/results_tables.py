@@ -14,7 +14,7 @@
 import json, sys
 from pathlib import Path
 
-from dudek.ablations import baseline_agrees, row_precision, headline_figures, saved_table, table_markdown, verdicts
+from dudek.ablations import baseline_agrees, row_precision, headline_figures, saved_table, table_markdown, train_games_markdown, verdicts
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -116,17 +116,7 @@ def test_times(path=None) -> str:
 
 def train_games(path=None) -> str:
     "The recipe's baseline on each training set of `benchmarks/train_games.py`: both leagues, the third look that chose, BLOCK."
-    d = json.loads(Path(path or RESULTS / "train_games.json").read_text())
-    cell = lambda t, k: f"{t[k]['mean']:.3f} [{t[k]['min']:.3f}, {t[k]['max']:.3f}]"
-    lines = [f"Seeds {', '.join(map(str, d['table'][0]['seeds']))}, mean [min, max]; tuned Soft-NMS on the test games, untuned on the "
-             "third look's validation games, which choose.", "",
-             "| training games | Team-mAP@1, training league | Team-mAP@1, other league | Team-mAP@1, third look | BLOCK team AP, other league |",
-             "|---|---|---|---|---|"]
-    lines += [f"| {t['train_games']} | {cell(t, 'training_league/tuned')} | {cell(t, 'other_league/tuned')} | {cell(t, 'third_league/default')} | "
-              + " / ".join(f"{b:.3f}" for b in t["other_league/block"]) + " |" for t in d["table"]]
-    chosen = next(t for t in d["table"] if t["name"] == d["chosen"])
-    return "\n".join(lines + ["", f"Chosen by the rule (the best third-look mean among the sets that cost the training league at most "
-                                    f"{d['keep']}): {chosen['train_games']} games."])
+    return train_games_markdown(json.loads(Path(path or RESULTS / "train_games.json").read_text())).strip()
 
 
 TABLES = {f.__name__: f for f in (reproduce, reproduce_times, reproduce_labels, factors, augment, ablations, test_times, train_games)}
