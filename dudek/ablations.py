@@ -27,7 +27,7 @@ __all__ = ['VARIANTS', 'ROWS', 'THIRD_LEAGUE_VAL', 'REQUEST', 'SCORES', 'LEAGUE_
            'held_out_games', 'resumable_train', 'train_variant', 'game_scores', 'score_variant', 'start_ablations',
            'finished_row', 'run_ablations', 'restore_rows', 'spread', 'row_precision', 'ablation_table',
            'table_markdown', 'plot_ablations', 'write_ablations', 'headline_figures', 'baseline_agrees', 'verdicts',
-           'choose', 'train_games_markdown', 'measure', 'saved_table']
+           'choose', 'train_games_markdown', 'factors_markdown', 'measure', 'saved_table']
 
 # %% ../nbs/15_ablations.ipynb #8cd32186
 @dataclass(frozen=True)
@@ -358,6 +358,17 @@ def train_games_markdown(results: dict) -> str:
     chosen = next(t for t in results["table"] if t["name"] == results["chosen"])
     return "\n".join(lines + ["", f"Chosen by the rule (the best third-look mean among the sets that cost the training league at most "
                                     f"{results['keep']}): {chosen['train_games']} games."]) + "\n"
+
+# %% ../nbs/15_ablations.ipynb #6911cbfe
+def factors_markdown(results: dict) -> str:
+    "The table of `benchmarks/league_factors.py`'s results file: Team-mAP@1 on the test games remade with each factor of the other league's look, dearest first, and what each costs."
+    t, fmt = results["table"], lambda s: f"{s['mean']:.3f} [{s['min']:.3f}, {s['max']:.3f}]"
+    names = {"none": "none (the test games as they are)", "all": "all eight", "other_league": "the other league's own games"}
+    one = sorted((k for k in t if k not in names), key=lambda k: -t[k]["cost"]["mean"])
+    lines = ["| factor of the other league's look | Team-mAP@1 | cost | mAP@1 |", "|---|---|---|---|"]
+    lines += [f"| {names.get(k, k)} | {fmt(t[k]['team_map_at1'])} | {'' if k == 'none' else fmt(t[k]['cost'])} | {fmt(t[k]['map_at1'])} |"
+              for k in ["none", *one, "all", "other_league"] if k in t]
+    return "\n".join(lines) + "\n"
 
 # %% ../nbs/15_ablations.ipynb #3c713902
 def measure(work, data, tests: dict, rows: Sequence[Row], profile: str = "tiny", sizes: dict | None = None, overrides=None,

@@ -14,7 +14,7 @@
 import json, sys
 from pathlib import Path
 
-from dudek.ablations import baseline_agrees, row_precision, headline_figures, saved_table, table_markdown, train_games_markdown, verdicts
+from dudek.ablations import baseline_agrees, row_precision, headline_figures, saved_table, factors_markdown, table_markdown, train_games_markdown, verdicts
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -73,15 +73,7 @@ def reproduce_labels(path=None, group=None) -> str:
 
 def factors(path=None) -> str:
     "Team-mAP@1 of the reproductions on their test games remade with each factor of the other league's look, and what each costs."
-    d = json.loads(Path(path or RESULTS / "league_factors.json").read_text())
-    fmt = lambda s: f"{s['mean']:.3f} [{s['min']:.3f}, {s['max']:.3f}]"
-    names = {"none": "none (the test games as they are)", "all": "all eight", "other_league": "the other league's own games"}
-    lines = ["| factor of the other league's look | Team-mAP@1 | cost | mAP@1 |", "|---|---|---|---|"]
-    one = sorted((k for k in d["table"] if k not in names), key=lambda k: -d["table"][k]["cost"]["mean"])  # the factors, dearest first
-    for name in ["none", *one, "all", "other_league"]:
-        row = d["table"][name]
-        lines.append(f"| {names.get(name, name)} | {fmt(row['team_map_at1'])} | {'' if name == 'none' else fmt(row['cost'])} | {fmt(row['map_at1'])} |")
-    return "\n".join(lines)
+    return factors_markdown(json.loads(Path(path or RESULTS / "league_factors.json").read_text())).strip()
 
 
 def augment(path=None) -> str:
